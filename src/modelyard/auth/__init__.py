@@ -1,0 +1,45 @@
+"""Users, projects, roles, tokens, permission checks and the audit log."""
+
+from __future__ import annotations
+
+from modelyard.auth._permissions import (
+    AUTHENTICATED,
+    PLATFORM_ADMIN,
+    PROJECT_ADMIN,
+    PROJECT_EDITOR,
+    PROJECT_VIEWER,
+    PUBLIC,
+    Permission,
+    Scope,
+)
+from modelyard.auth._principal import Principal
+from modelyard.auth._service import (
+    DEFAULT_PROJECT,
+    LOCAL_PRINCIPAL,
+    AuthService,
+    read_credentials,
+    write_credentials,
+)
+from modelyard.core.entities import IssuedToken
+from modelyard.auth._tokens import generate_token, hash_token, parse_token
+
+__all__ = [
+    "AUTHENTICATED",
+    "DEFAULT_PROJECT",
+    "LOCAL_PRINCIPAL",
+    "PLATFORM_ADMIN",
+    "PROJECT_ADMIN",
+    "PROJECT_EDITOR",
+    "PROJECT_VIEWER",
+    "PUBLIC",
+    "AuthService",
+    "IssuedToken",
+    "Permission",
+    "Principal",
+    "Scope",
+    "generate_token",
+    "hash_token",
+    "parse_token",
+    "read_credentials",
+    "write_credentials",
+]

@@ -1,0 +1,1 @@
+"""The ``modelyard`` command (Typer + Rich)."""

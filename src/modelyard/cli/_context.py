@@ -1,0 +1,46 @@
+"""Settings are read once, in the root callback, and reach commands through the context."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+from pydantic import ValidationError
+
+from modelyard.cli._output import fail
+from modelyard.client import ModelyardClient, resolve_connection
+from modelyard.config import Settings
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
+_UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MODELYARD_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        fail(f"invalid settings: {problems}", 2)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = load_settings()
+    return root.obj
+
+
+def client_of(ctx: typer.Context) -> ModelyardClient:
+    conn = resolve_connection(settings_of(ctx))
+    return ModelyardClient(conn.tracking_uri, conn.token)
+
+
+def parse_duration_s(text: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h``, ``30d``, ``2w`` → seconds."""
+    match = _DURATION_RE.match(text.strip())
+    if match is None or float(match.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a duration like 3600, 15m, 12h or 30d")
+    return float(match.group(1)) * _UNIT_S[match.group(2)]

@@ -1,0 +1,78 @@
+"""Printing: Rich tables for people, ``--json`` for scripts, one error style."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from modelyard.core.errors import InvalidInput, ModelyardError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def print_json(value: Any) -> None:
+    typer.echo(json.dumps(_plain(value), indent=2, sort_keys=True, default=str))
+
+
+def fmt_time(epoch_s: float | None) -> str:
+    if epoch_s is None:
+        return "-"
+    return datetime.fromtimestamp(epoch_s, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def print_table(
+    rows: Sequence[Any],
+    columns: Sequence[tuple[str, Callable[[Any], object]]],
+    *,
+    as_json: bool,
+    title: str | None = None,
+) -> None:
+    if as_json:
+        print_json(list(rows))
+        return
+    table = Table(title=title, header_style="bold")
+    for header, _ in columns:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*(str(getter(row)) for _, getter in columns))
+    console.print(table)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn modelyard errors into one red line and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except InvalidInput as exc:
+        fail(exc.message, 2)
+    except ModelyardError as exc:
+        fail(exc.message, 1)

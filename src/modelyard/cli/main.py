@@ -1,0 +1,94 @@
+"""The ``modelyard`` command."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+
+from modelyard import __version__
+from modelyard.cli._artifact_cmds import artifact_app
+from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
+from modelyard.cli._context import settings_of
+from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
+from modelyard.core.entities import IssuedToken
+from modelyard.server import ServeOptions, client_uri, serve
+
+app = typer.Typer(
+    name="modelyard",
+    help="modelyard: versioned data → tracked runs → registry → serving → autoscaling.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the resolved settings.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+app.add_typer(token_app, name="token")
+app.add_typer(project_app, name="project")
+app.add_typer(user_app, name="user")
+app.add_typer(audit_app, name="audit")
+app.add_typer(artifact_app, name="artifact")
+
+
+@app.command()
+def server(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless --allow-remote.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 5005,
+    workers: Annotated[int, typer.Option(help="Server processes sharing the port.")] = 1,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the API server (SQLite and artifacts under MODELYARD_HOME by default)."""
+    settings = settings_of(ctx)
+    options = ServeOptions(host, port, workers, allow_remote, log_level)
+
+    def announce(issued: IssuedToken | None) -> None:
+        console.print(f"modelyard {__version__} serving on [bold]{client_uri(options)}[/]")
+        console.print(f"  metadata store: {settings.masked()['MODELYARD_STORE_URI']}")
+        console.print(f"  artifact store: {settings.masked()['MODELYARD_ARTIFACT_URI']}")
+        if not settings.auth_enabled:
+            console.print("  authentication: [red]disabled[/] (MODELYARD_AUTH_ENABLED=false)")
+        if issued is not None:
+            console.print(
+                f"  first start: admin token written to {settings.credentials_path} (mode 0600)"
+            )
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    with user_errors():
+        serve(settings, options, on_ready=announce)
+
+
+@config_app.command("show")
+def config_show(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
+    """Print the resolved settings, secrets masked."""
+    values = settings_of(ctx).masked()
+    if as_json:
+        print_json(values)
+    else:
+        print_table(
+            list(values.items()),
+            [("setting", lambda kv: kv[0]), ("value", lambda kv: kv[1])],
+            as_json=False,
+        )
+
+
+@app.command()
+def version(as_json: bool = JSON_OPTION) -> None:
+    """Print the modelyard version."""
+    if as_json:
+        print_json({"version": __version__})
+    else:
+        typer.echo(f"modelyard {__version__}")
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main", "user_errors"]

@@ -1,0 +1,1 @@
+"""Entities, ids, errors and the clock. No I/O; imports nothing else of modelyard."""

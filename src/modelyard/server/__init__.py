@@ -1,0 +1,9 @@
+"""The ASGI server: /api/v1 (native), /health, /ready, /metrics, /openapi.json."""
+
+from __future__ import annotations
+
+from modelyard.server._app import build_context, create_app
+from modelyard.server._context import AppContext
+from modelyard.server._run import ServeOptions, check_bind, client_uri, serve
+
+__all__ = ["AppContext", "ServeOptions", "build_context", "check_bind", "client_uri", "create_app", "serve"]

@@ -1,0 +1,97 @@
+"""The ASGI application: built from Settings (or injected parts, in tests)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from modelyard import __version__
+from modelyard.artifacts import BlobStore, create_blob_store
+from modelyard.auth import AuthService
+from modelyard.config import Settings
+from modelyard.core.clock import Clock, SystemClock
+from modelyard.server._context import AppContext
+from modelyard.server._errors import install_error_handlers
+from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
+from modelyard.server.routes import artifacts, audit, projects, system, tokens, users
+from modelyard.store import MetadataStore, open_store
+
+logger = logging.getLogger("modelyard.server")
+
+ROUTERS = (system.api, projects.api, users.api, tokens.api, audit.api, artifacts.api)
+STALE_PARTIAL_UPLOAD_S = 3600.0
+
+
+def build_context(
+    settings: Settings,
+    *,
+    store: MetadataStore | None = None,
+    blobs: BlobStore | None = None,
+    clock: Clock | None = None,
+) -> AppContext:
+    """Open (and migrate) the stores and build the services the routes use."""
+    clock = clock or SystemClock()
+    store = store or open_store(settings.store_uri, clock)
+    store.migrate()
+    blobs = blobs or create_blob_store(settings.artifact_uri)
+    return AppContext(
+        settings=settings,
+        clock=clock,
+        store=store,
+        blobs=blobs,
+        auth=AuthService(store.auth, clock),
+        metrics_registry=CollectorRegistry(),
+    )
+
+
+def _audit_writer(ctx: AppContext) -> Any:
+    def write(state: dict[str, Any], method: str, status: int) -> None:
+        principal = state.get("principal")
+        outcome = "ok" if status < 400 else ("denied" if status in (401, 403) else "error")
+        ctx.store.auth.append_audit(
+            actor=principal.user if principal else "anonymous",
+            token_id=principal.token_id if principal else None,
+            action=str(state["audit_action"]),
+            project=state.get("audit_project"),
+            target=str(state.get("audit_target", "")),
+            outcome=outcome,
+            status_code=status,
+            detail=method,
+        )
+
+    return write
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """The modelyard API server over an already-built context."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        removed = ctx.blobs.remove_stale_partials(STALE_PARTIAL_UPLOAD_S)
+        if removed:
+            logger.info("removed %d partial uploads left by an earlier process", removed)
+        yield
+
+    app = FastAPI(
+        title="modelyard",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.modelyard = ctx
+    install_error_handlers(app)
+    for api in ROUTERS:
+        app.include_router(api.router)
+    app.add_middleware(
+        ObservabilityMiddleware,
+        metrics=HttpMetrics(ctx.metrics_registry),
+        audit=_audit_writer(ctx),
+    )
+    return app

@@ -1,0 +1,29 @@
+"""What the app holds for its routes: settings, stores and services, built once at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+from starlette.requests import HTTPConnection
+
+from modelyard.artifacts import BlobStore
+from modelyard.auth import AuthService
+from modelyard.config import Settings
+from modelyard.core.clock import Clock
+from modelyard.store import MetadataStore
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    clock: Clock
+    store: MetadataStore
+    blobs: BlobStore
+    auth: AuthService
+    metrics_registry: CollectorRegistry
+
+
+def app_context(conn: HTTPConnection) -> AppContext:
+    ctx: AppContext = conn.app.state.modelyard
+    return ctx

@@ -1,0 +1,108 @@
+"""The one place where errors become HTTP statuses and ``{"error_code", "message"}`` bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from modelyard.core import errors
+
+logger = logging.getLogger("modelyard.server")
+
+STATUS_BY_ERROR: dict[type[errors.ModelyardError], int] = {
+    errors.InvalidInput: 400,
+    errors.Unauthenticated: 401,
+    errors.PermissionDenied: 403,
+    errors.QuotaExceeded: 403,
+    errors.NotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.Conflict: 409,
+    errors.IntegrityError: 500,
+    errors.Unavailable: 503,
+}
+
+_CODE_BY_HTTP_STATUS = {
+    400: "INVALID_INPUT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+}
+
+
+def status_for(exc: errors.ModelyardError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_response(status: int, error_code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error_code": error_code, "message": message}, status_code=status, headers=headers
+    )
+
+
+def _field_name(loc: tuple[object, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+def describe_validation_error(exc: RequestValidationError) -> tuple[int, str]:
+    """(status, message): 400 for a body that is not JSON, 422 naming each bad field."""
+    problems: list[str] = []
+    for err in exc.errors():
+        kind = err.get("type", "")
+        if kind == "json_invalid":
+            ctx = err.get("ctx", {})
+            return 400, f"request body is not valid JSON: {ctx.get('error', 'parse error')}"
+        loc = tuple(err.get("loc", ()))
+        field = _field_name(loc)
+        if kind == "extra_forbidden":
+            problems.append(f"unknown field {field!r}")
+        elif kind == "missing":
+            problems.append(f"field {field!r} is required")
+        else:
+            problems.append(f"field {field!r}: {err.get('msg', 'invalid')}")
+    return 422, "; ".join(problems) or "invalid request"
+
+
+async def _modelyard_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ModelyardError)
+    status = status_for(exc)
+    if status >= 500:
+        logger.error("server-side error: %s", exc, exc_info=exc)
+    return error_response(status, exc.error_code, exc.message)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    status, message = describe_validation_error(exc)
+    return error_response(status, "INVALID_INPUT", message)
+
+
+async def _http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "HTTP_ERROR")
+    detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    return error_response(exc.status_code, code, detail)
+
+
+async def _unexpected(_request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error", exc_info=exc)
+    return error_response(500, "INTERNAL_ERROR", "internal server error; see the server log")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.ModelyardError, _modelyard_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

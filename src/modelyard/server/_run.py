@@ -1,0 +1,151 @@
+"""Running the server: loopback by default, one process or several on one port."""
+
+from __future__ import annotations
+
+import ipaddress
+import multiprocessing
+import signal
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import FrameType
+
+import uvicorn
+
+from modelyard.auth import IssuedToken
+from modelyard.config import Settings
+from modelyard.core.errors import InvalidInput
+from modelyard.server._app import build_context, create_app
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str = "127.0.0.1"
+    port: int = 5005
+    workers: int = 1
+    allow_remote: bool = False
+    log_level: str = "warning"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(options: ServeOptions, settings: Settings) -> None:
+    """Refuse unsafe or impossible bind settings before anything starts.
+
+    Raises:
+        InvalidInput: a non-loopback address without ``allow_remote``, a remote bind
+            with auth disabled, or an out-of-range port / worker count.
+    """
+    if not 0 <= options.port <= 65535:
+        raise InvalidInput(f"port must be between 0 and 65535, got {options.port}")
+    if not 1 <= options.workers <= 64:
+        raise InvalidInput(f"workers must be between 1 and 64, got {options.workers}")
+    if is_loopback(options.host):
+        return
+    if not options.allow_remote:
+        raise InvalidInput(
+            f"refusing to bind {options.host}: it is reachable from other machines. "
+            "Pass --allow-remote to do so on purpose."
+        )
+    if not settings.auth_enabled:
+        raise InvalidInput(
+            f"refusing to bind {options.host} with authentication disabled: "
+            "unset MODELYARD_AUTH_ENABLED=false first"
+        )
+
+
+def client_uri(options: ServeOptions) -> str:
+    host = options.host
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming it, not binding it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{options.port}"
+
+
+def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
+    """Migrate the store and bootstrap the admin once, before any worker starts."""
+    check_bind(options, settings)
+    ctx = build_context(settings)
+    try:
+        return ctx.auth.bootstrap(settings.credentials_path, client_uri(options))
+    finally:
+        ctx.store.close()
+
+
+def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve_in_process(
+    settings: Settings, options: ServeOptions, sock: socket.socket | None
+) -> None:
+    app = create_app(build_context(settings))
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        log_level=options.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock] if sock is not None else None)
+
+
+def _worker(settings: Settings, options: ServeOptions) -> None:
+    # Each worker owns a SO_REUSEPORT socket: the kernel spreads connections, and
+    # accepted sockets keep asyncio's TCP_NODELAY (uvicorn's own --workers loses it).
+    _serve_in_process(settings, options, _listen_socket(options.host, options.port, True))
+
+
+def serve(
+    settings: Settings,
+    options: ServeOptions,
+    on_ready: Callable[[IssuedToken | None], None] | None = None,
+) -> None:
+    """Run until interrupted. Several workers share the port through SO_REUSEPORT."""
+    issued = prepare(settings, options)
+    if on_ready is not None:
+        on_ready(issued)
+    if options.workers == 1:
+        _serve_in_process(settings, options, None)
+        return
+    # Fail here, with one clear error, if the port is taken.
+    _listen_socket(options.host, options.port, reuse_port=False).close()
+    spawn = multiprocessing.get_context("spawn")
+    workers = [
+        spawn.Process(target=_worker, args=(settings, options), daemon=False)
+        for _ in range(options.workers)
+    ]
+    for proc in workers:
+        proc.start()
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        for proc in workers:
+            if proc.is_alive() and proc.pid is not None:
+                proc.terminate()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for proc in workers:
+            proc.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,38 @@
+"""The metadata store: SQLAlchemy 2 over SQLite (default) or PostgreSQL, Alembic-migrated."""
+
+from __future__ import annotations
+
+from modelyard.core.clock import Clock
+from modelyard.core.registry import SchemeRegistry
+from modelyard.store._artifact_repo import ArtifactIndexRepository
+from modelyard.store._auth_repo import AuthRepository
+from modelyard.store._sql import SqlStore
+
+__all__ = ["ArtifactIndexRepository", "AuthRepository", "MetadataStore", "SqlStore", "open_store"]
+
+
+class MetadataStore:
+    """The repositories of every capability over one SQL store."""
+
+    def __init__(self, sql: SqlStore) -> None:
+        self.sql = sql
+        self.auth = AuthRepository(sql)
+        self.artifacts = ArtifactIndexRepository(sql)
+
+    def migrate(self) -> None:
+        self.sql.migrate()
+
+    def close(self) -> None:
+        self.sql.close()
+
+
+def open_store(uri: str, clock: Clock | None = None) -> MetadataStore:
+    """Open the metadata store named by ``uri`` (``sqlite:///…`` or ``postgresql…://``).
+
+    Raises:
+        InvalidInput: unsupported or malformed URI.
+    """
+    registry: SchemeRegistry[SqlStore] = SchemeRegistry("metadata store")
+    registry.register("sqlite", lambda u: SqlStore.from_uri(u, clock))
+    registry.register("postgresql", lambda u: SqlStore.from_uri(u, clock))
+    return MetadataStore(registry.create(uri))

@@ -13,15 +13,9 @@ from modelyard.auth._permissions import (
     Scope,
 )
 from modelyard.auth._principal import Principal
-from modelyard.auth._service import (
-    DEFAULT_PROJECT,
-    LOCAL_PRINCIPAL,
-    AuthService,
-    read_credentials,
-    write_credentials,
-)
-from modelyard.core.entities import IssuedToken
+from modelyard.auth._service import LOCAL_PRINCIPAL, AuthService
 from modelyard.auth._tokens import generate_token, hash_token, parse_token
+from modelyard.core.entities import DEFAULT_PROJECT, IssuedToken
 
 __all__ = [
     "AUTHENTICATED",
@@ -40,6 +34,4 @@ __all__ = [
     "generate_token",
     "hash_token",
     "parse_token",
-    "read_credentials",
-    "write_credentials",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from modelyard.auth._names import validate_label, validate_project_name, validate_user_name
@@ -11,6 +9,7 @@ from modelyard.auth._principal import Principal
 from modelyard.auth._tokens import generate_token, parse_token, token_matches
 from modelyard.core.clock import Clock
 from modelyard.core.entities import (
+    DEFAULT_PROJECT,
     AuditRecord,
     IssuedToken,
     Membership,
@@ -20,9 +19,9 @@ from modelyard.core.entities import (
     User,
 )
 from modelyard.core.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from modelyard.credentials import write_credentials
 from modelyard.store import AuthRepository
 
-DEFAULT_PROJECT = "default"
 BOOTSTRAP_ADMIN = "admin"
 LOCAL_PRINCIPAL = Principal(user="local", is_admin=True, token_id=None)
 
@@ -138,12 +137,12 @@ class AuthService:
             caller.require(project, role or Role.VIEWER)
             if owner != caller.user:
                 caller.require(project, Role.ADMIN)
-        elif owner != caller.user or caller.scope_project is not None:
-            if not caller.is_platform_admin:
-                raise PermissionDenied(
-                    "an unscoped token for another user, or from a scoped token, "
-                    "needs a platform admin"
-                )
+        elif (owner != caller.user or caller.scope_project is not None) and (
+            not caller.is_platform_admin
+        ):
+            raise PermissionDenied(
+                "an unscoped token for another user, or from a scoped token, needs a platform admin"
+            )
         self._repo.get_user(owner)
         expires_at = None if expires_in_s is None else self._clock.now() + expires_in_s
         return self._issue(name=name, user=owner, project=project, role=role, expires_at=expires_at)
@@ -202,28 +201,3 @@ class AuthService:
         return self._repo.list_audit(
             project=project, actor=actor, action=action, since=since, limit=limit
         )
-
-
-def write_credentials(path: Path, tracking_uri: str, token: str) -> None:
-    """Write the credentials file atomically with mode 0600 (never world-readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"tracking_uri": tracking_uri, "token": token}, fh)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def read_credentials(path: Path) -> dict[str, str] | None:
-    """The saved ``tracking_uri`` and ``token``, or None if absent or unreadable."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict):
-        return None
-    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from modelyard.auth import DEFAULT_PROJECT
 from modelyard.cli._context import client_of
 from modelyard.cli._output import JSON_OPTION, console, fail, print_json, print_table, user_errors
+from modelyard.core.entities import DEFAULT_PROJECT
 
 artifact_app = typer.Typer(help="Store and fetch a project's artifacts.", no_args_is_help=True)
 

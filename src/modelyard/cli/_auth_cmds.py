@@ -7,7 +7,14 @@ from typing import Annotated
 import typer
 
 from modelyard.cli._context import client_of, parse_duration_s
-from modelyard.cli._output import JSON_OPTION, console, fmt_time, print_json, print_table, user_errors
+from modelyard.cli._output import (
+    JSON_OPTION,
+    console,
+    fmt_time,
+    print_json,
+    print_table,
+    user_errors,
+)
 from modelyard.core.entities import Role
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)

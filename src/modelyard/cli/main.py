@@ -13,7 +13,6 @@ from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
 from modelyard.cli._context import settings_of
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
 from modelyard.core.entities import IssuedToken
-from modelyard.server import ServeOptions, client_uri, serve
 
 app = typer.Typer(
     name="modelyard",
@@ -45,6 +44,8 @@ def server(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the API server (SQLite and artifacts under MODELYARD_HOME by default)."""
+    from modelyard.server import ServeOptions, client_uri, serve  # heavy: only for this command
+
     settings = settings_of(ctx)
     options = ServeOptions(host, port, workers, allow_remote, log_level)
 

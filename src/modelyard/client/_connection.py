@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from modelyard.auth import read_credentials
 from modelyard.config import Settings
+from modelyard.credentials import read_credentials
 
 
 @dataclass(frozen=True)

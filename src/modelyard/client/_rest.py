@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 import httpx
 
+from modelyard.artifacts import validate_logical_path
 from modelyard.core.entities import (
     ArtifactEntry,
     AuditRecord,
@@ -225,7 +226,7 @@ class ModelyardClient:
             content = source
         else:
             content = source
-        url = f"/api/v1/projects/{_seg(project)}/artifacts/{quote(path)}"
+        url = _artifact_url(project, path)
         request = self._http.build_request("PUT", url, content=content, headers=headers)
         return _artifact(self._send(request).json())
 
@@ -236,7 +237,7 @@ class ModelyardClient:
 
     def download_artifact(self, project: str, path: str, dest: Path) -> ArtifactEntry:
         """Download to ``dest`` atomically; raises IntegrityError if the digest differs."""
-        url = f"/api/v1/projects/{_seg(project)}/artifacts/{quote(path)}"
+        url = _artifact_url(project, path)
         response = self._send(self._http.build_request("GET", url), stream=True)
         expected = response.headers.get(DIGEST_HEADER, "")
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
@@ -258,11 +259,16 @@ class ModelyardClient:
         return ArtifactEntry(path, expected, size)
 
     def delete_artifact(self, project: str, path: str) -> None:
-        self.request("DELETE", f"/api/v1/projects/{_seg(project)}/artifacts/{quote(path)}")
+        self.request("DELETE", _artifact_url(project, path))
 
 
 def _seg(value: str) -> str:
     return quote(value, safe="")
+
+
+def _artifact_url(project: str, path: str) -> str:
+    # Checked here too: an HTTP client would silently collapse "a/../b" into "b".
+    return f"/api/v1/projects/{_seg(project)}/artifacts/{quote(validate_logical_path(path))}"
 
 
 def _file_sha256(path: Path) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+DEFAULT_PROJECT = "default"
+
 
 class Role(enum.StrEnum):
     """A member's role in one project. Ordered: viewer < editor < admin."""

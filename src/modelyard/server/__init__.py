@@ -6,4 +6,12 @@ from modelyard.server._app import build_context, create_app
 from modelyard.server._context import AppContext
 from modelyard.server._run import ServeOptions, check_bind, client_uri, serve
 
-__all__ = ["AppContext", "ServeOptions", "build_context", "check_bind", "client_uri", "create_app", "serve"]
+__all__ = [
+    "AppContext",
+    "ServeOptions",
+    "build_context",
+    "check_bind",
+    "client_uri",
+    "create_app",
+    "serve",
+]

@@ -88,7 +88,7 @@ def create_app(ctx: AppContext) -> FastAPI:
     app.state.modelyard = ctx
     install_error_handlers(app)
     for api in ROUTERS:
-        app.include_router(api.router)
+        api.install(app)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=HttpMetrics(ctx.metrics_registry),

@@ -89,10 +89,12 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     return error_response(status, "INVALID_INPUT", message)
 
 
-async def _http_error(_request: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+    if exc.status_code in (404, 405) and "route" not in request.scope:
+        detail = f"{detail}: no route for {request.method} {request.url.path}"
     return error_response(exc.status_code, code, detail)
 
 

@@ -8,9 +8,10 @@ publishes the permission in the OpenAPI document as ``x-modelyard-permission``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from modelyard.auth import LOCAL_PRINCIPAL, Permission, Principal, Scope
 from modelyard.core.errors import Unauthenticated
@@ -64,11 +65,28 @@ def set_audit_target(request: Request, target: str) -> None:
     request.state.audit_target = target
 
 
+@dataclass(frozen=True)
+class _RouteSpec:
+    method: str
+    path: str
+    endpoint: Callable[..., Any]
+    permission: Permission
+    action: str
+    status_code: int
+    kwargs: dict[str, Any]
+
+
 class ApiRouter:
-    """An APIRouter whose every route carries a permission and an audit action name."""
+    """Routes of one resource, each carrying a permission and an audit action name.
+
+    Routes are added straight onto the app by ``install`` (no nested routers), so the
+    app's route table lists every route with its full path.
+    """
 
     def __init__(self, prefix: str = "", tags: list[str] | None = None) -> None:
-        self.router = APIRouter(prefix=prefix, tags=list(tags or []))
+        self.prefix = prefix
+        self.tags = list(tags or [])
+        self._specs: list[_RouteSpec] = []
 
     def route(
         self,
@@ -84,16 +102,22 @@ class ApiRouter:
             raise ValueError(f"{method} {path}: a project-scoped route needs a {{project}} param")
 
         def decorate(fn: F) -> F:
-            self.router.add_api_route(
-                path,
-                fn,
-                methods=[method],
-                status_code=status_code,
-                dependencies=[Depends(_authorizer(permission, action))],
-                openapi_extra={PERMISSION_KEY: str(permission)},
-                name=action,
-                **kwargs,
-            )
+            spec = _RouteSpec(method, path, fn, permission, action, status_code, kwargs)
+            self._specs.append(spec)
             return fn
 
         return decorate
+
+    def install(self, app: FastAPI) -> None:
+        for spec in self._specs:
+            app.add_api_route(
+                self.prefix + spec.path,
+                spec.endpoint,
+                methods=[spec.method],
+                status_code=spec.status_code,
+                dependencies=[Depends(_authorizer(spec.permission, spec.action))],
+                openapi_extra={PERMISSION_KEY: str(spec.permission)},
+                name=spec.action,
+                tags=list(self.tags),
+                **spec.kwargs,
+            )

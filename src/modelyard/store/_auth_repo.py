@@ -65,7 +65,9 @@ class AuthRepository:
 
     def create_user(self, name: str, *, is_admin: bool = False) -> User:
         with self._store.transaction(f"user {name!r} already exists") as s:
-            row = UserRow(id=new_id(), name=name, is_admin=is_admin, created_at=self._store.clock.now())
+            row = UserRow(
+                id=new_id(), name=name, is_admin=is_admin, created_at=self._store.clock.now()
+            )
             s.add(row)
             s.flush()
             return _user(row)
@@ -93,7 +95,9 @@ class AuthRepository:
                 )
             )
             if row is None:
-                row = MembershipRow(project_id=p.id, user_id=u.id, created_at=self._store.clock.now())
+                row = MembershipRow(
+                    project_id=p.id, user_id=u.id, created_at=self._store.clock.now()
+                )
                 s.add(row)
             row.role = role.value
             s.flush()

@@ -30,9 +30,7 @@ class MetadataStoreConformance:
 
     # --- projects -----------------------------------------------------------------------
 
-    def test_project_round_trip(
-        self, metadata_store: MetadataStore, fake_clock: FakeClock
-    ) -> None:
+    def test_project_round_trip(self, metadata_store: MetadataStore, fake_clock: FakeClock) -> None:
         created = metadata_store.auth.create_project("fraud-team", "détection de fraude ✓")
         assert created.created_at == fake_clock.now()
         assert metadata_store.auth.get_project("fraud-team") == created
@@ -49,10 +47,14 @@ class MetadataStoreConformance:
             metadata_store.auth.get_project("nope")
 
     def test_failed_transaction_writes_nothing(self, metadata_store: MetadataStore) -> None:
-        with pytest.raises(RuntimeError), metadata_store.sql.transaction() as session:
-            session.add(ProjectRow(id="x" * 32, name="half", description="", created_at=0.0))
-            session.flush()
-            raise RuntimeError("crash mid-transaction")
+        def crash_mid_transaction() -> None:
+            with metadata_store.sql.transaction() as session:
+                session.add(ProjectRow(id="x" * 32, name="half", description="", created_at=0.0))
+                session.flush()
+                raise RuntimeError("crash mid-transaction")
+
+        with pytest.raises(RuntimeError):
+            crash_mid_transaction()
         assert metadata_store.auth.list_projects() == []
 
     def test_concurrent_creates_of_one_name_succeed_once(

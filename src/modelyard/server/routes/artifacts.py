@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from modelyard.artifacts import BlobInfo, BlobStore, validate_digest, validate_logical_path
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER
-from modelyard.core.errors import InvalidInput, ModelyardError
+from modelyard.core.errors import IntegrityError, InvalidInput, ModelyardError
 from modelyard.server._context import app_context
 from modelyard.server._routing import ApiRouter, set_audit_target
 from modelyard.server._schemas import ArtifactOut
@@ -110,7 +110,10 @@ async def put_artifact(project: str, path: str, request: Request) -> ArtifactOut
     set_audit_target(request, f"artifact:{logical}")
     header = request.headers.get(DIGEST_HEADER)
     expected = validate_digest(header) if header else None
-    info = await stream_request_into(request, ctx.blobs, expected)
+    try:
+        info = await stream_request_into(request, ctx.blobs, expected)
+    except IntegrityError as exc:
+        raise InvalidInput(f"body does not match the {DIGEST_HEADER} header: {exc}") from exc
     entry = await anyio.to_thread.run_sync(
         ctx.store.artifacts.put, namespace_of_project(project), logical, info.digest, info.size
     )

@@ -12,9 +12,7 @@ from modelyard.server._schemas import MemberAdd, MembershipOut, ProjectCreate, P
 api = ApiRouter("/api/v1", tags=["projects"])
 
 
-@api.route(
-    "POST", "/projects", permission=PLATFORM_ADMIN, action="project.create", status_code=201
-)
+@api.route("POST", "/projects", permission=PLATFORM_ADMIN, action="project.create", status_code=201)
 def create_project(
     body: ProjectCreate, request: Request, caller: Principal = Depends(current_principal)
 ) -> ProjectOut:

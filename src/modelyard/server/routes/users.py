@@ -18,9 +18,7 @@ def list_users(request: Request, caller: Principal = Depends(current_principal))
 
 
 @api.route("GET", "/users/me", permission=AUTHENTICATED, action="user.me")
-def whoami(
-    request: Request, caller: Principal = Depends(current_principal)
-) -> dict[str, object]:
+def whoami(request: Request, caller: Principal = Depends(current_principal)) -> dict[str, object]:
     return {
         "user": caller.user,
         "is_admin": caller.is_admin,

@@ -1,0 +1,26 @@
+"""Content-addressed artifact storage: blobs named by their SHA-256, and manifests.
+
+Open a store with :func:`create_blob_store` (``file:///...`` or ``s3://bucket/prefix``);
+every backend honours the contract of :class:`BlobStore`.
+"""
+
+from __future__ import annotations
+
+from modelyard.artifacts._base import BlobInfo, BlobStore, validate_digest
+from modelyard.artifacts._factory import create_blob_store
+from modelyard.artifacts._file import FileBlobStore
+from modelyard.artifacts._manifest import Manifest, ManifestEntry
+from modelyard.artifacts._paths import validate_logical_path
+from modelyard.artifacts._s3 import S3BlobStore
+
+__all__ = [
+    "BlobInfo",
+    "BlobStore",
+    "FileBlobStore",
+    "Manifest",
+    "ManifestEntry",
+    "S3BlobStore",
+    "create_blob_store",
+    "validate_digest",
+    "validate_logical_path",
+]

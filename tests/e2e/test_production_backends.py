@@ -52,6 +52,8 @@ def test_server_on_postgres_and_s3(
         assert server.uri.startswith("http://127.0.0.1:")
 
     # the rows really are in PostgreSQL and the bytes really are in the bucket
-    with running_server(tmp_path / "home2", env=env) as again:
-        with ModelyardClient(again.uri, alice.plaintext) as client:
-            assert [p.name for p in client.list_projects()] == ["fraud-team"]
+    with (
+        running_server(tmp_path / "home2", env=env) as again,
+        ModelyardClient(again.uri, alice.plaintext) as client,
+    ):
+        assert [p.name for p in client.list_projects()] == ["fraud-team"]

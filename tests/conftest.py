@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from modelyard.config import Settings
 from modelyard.core.clock import FakeClock
-from modelyard.server import build_context, create_app
+from modelyard.server import bootstrap_platform, build_context, create_app
 from modelyard.testing.harness import Api
 from modelyard.testing.postgres import PostgresServer, postgres_server
 from modelyard.testing.seaweedfs import S3Endpoint, s3_client, seaweedfs_server
@@ -48,7 +48,7 @@ def pg_server() -> Iterator[PostgresServer]:
 def api(tmp_path: Path, fake_clock: FakeClock) -> Iterator[Api]:
     settings = Settings(home=tmp_path / "home")
     ctx = build_context(settings, clock=fake_clock)
-    issued = ctx.auth.bootstrap(settings.credentials_path, "http://testserver")
+    issued = bootstrap_platform(ctx, "http://testserver")
     assert issued is not None
     with TestClient(create_app(ctx), raise_server_exceptions=False) as client:
         yield Api(ctx, client, issued.plaintext)

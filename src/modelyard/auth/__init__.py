@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from modelyard.auth._permissions import (
     AUTHENTICATED,
+    EXPERIMENT_EDITOR,
+    EXPERIMENT_VIEWER,
     PLATFORM_ADMIN,
     PROJECT_ADMIN,
     PROJECT_EDITOR,
     PROJECT_VIEWER,
     PUBLIC,
+    RUN_EDITOR,
+    RUN_VIEWER,
     Permission,
     Scope,
+    on_resource,
 )
 from modelyard.auth._principal import Principal
 from modelyard.auth._service import LOCAL_PRINCIPAL, AuthService
@@ -19,6 +24,8 @@ from modelyard.core.entities import DEFAULT_PROJECT, IssuedToken
 
 __all__ = [
     "AUTHENTICATED",
+    "EXPERIMENT_EDITOR",
+    "EXPERIMENT_VIEWER",
     "DEFAULT_PROJECT",
     "LOCAL_PRINCIPAL",
     "PLATFORM_ADMIN",
@@ -26,6 +33,8 @@ __all__ = [
     "PROJECT_EDITOR",
     "PROJECT_VIEWER",
     "PUBLIC",
+    "RUN_EDITOR",
+    "RUN_VIEWER",
     "AuthService",
     "IssuedToken",
     "Permission",
@@ -33,5 +42,6 @@ __all__ = [
     "Scope",
     "generate_token",
     "hash_token",
+    "on_resource",
     "parse_token",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelyard.server._app import build_context, create_app
+from modelyard.server._app import bootstrap_platform, build_context, create_app
 from modelyard.server._context import AppContext
 from modelyard.server._run import ServeOptions, check_bind, client_uri, serve
 

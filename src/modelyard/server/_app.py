@@ -15,11 +15,13 @@ from modelyard.artifacts import BlobStore, create_blob_store
 from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
+from modelyard.core.entities import IssuedToken
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
 from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
 from modelyard.server.routes import artifacts, audit, projects, system, tokens, users
 from modelyard.store import MetadataStore, open_store
+from modelyard.tracking._service import TrackingService
 
 logger = logging.getLogger("modelyard.server")
 
@@ -45,8 +47,16 @@ def build_context(
         store=store,
         blobs=blobs,
         auth=AuthService(store.auth, clock),
+        tracking=TrackingService(store.tracking, clock),
         metrics_registry=CollectorRegistry(),
     )
+
+
+def bootstrap_platform(ctx: AppContext, tracking_uri: str) -> IssuedToken | None:
+    """First-start set-up, idempotent: default project, admin token, Default experiment."""
+    issued = ctx.auth.bootstrap(ctx.settings.credentials_path, tracking_uri)
+    ctx.tracking.ensure_default_experiment()
+    return issued
 
 
 def _audit_writer(ctx: AppContext) -> Any:

@@ -12,6 +12,7 @@ from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
 from modelyard.store import MetadataStore
+from modelyard.tracking._service import TrackingService
 
 
 @dataclass
@@ -21,6 +22,7 @@ class AppContext:
     store: MetadataStore
     blobs: BlobStore
     auth: AuthService
+    tracking: TrackingService
     metrics_registry: CollectorRegistry
 
 

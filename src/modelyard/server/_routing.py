@@ -7,15 +7,17 @@ publishes the permission in the OpenAPI document as ``x-modelyard-permission``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 
 from modelyard.auth import LOCAL_PRINCIPAL, Permission, Principal, Scope
 from modelyard.core.errors import Unauthenticated
-from modelyard.server._context import app_context
+from modelyard.server._context import AppContext, app_context
+from modelyard.server._resources import RESOLVERS, request_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,28 +33,47 @@ def bearer_token(request: Request) -> str | None:
     return None
 
 
-def _authorizer(permission: Permission, action: str) -> Callable[[Request], None]:
-    def authorize(request: Request) -> None:
+def _authorizer(
+    permission: Permission, action: str
+) -> Callable[[Request], Coroutine[Any, Any, None]]:
+    if permission.scope is Scope.RESOURCE and permission.resource not in RESOLVERS:
+        raise ValueError(f"no resolver for resource {permission.resource!r}")
+
+    async def authorize(request: Request) -> None:
         state = request.state
         state.audit_action = action
         state.audit_project = request.path_params.get("project")
         if permission.scope is Scope.PUBLIC:
             return
         ctx = app_context(request)
-        if not ctx.settings.auth_enabled:
-            principal = LOCAL_PRINCIPAL
-        else:
-            token = bearer_token(request)
-            if token is None:
-                raise Unauthenticated("missing API token: send 'Authorization: Bearer <token>'")
-            principal = ctx.auth.authenticate(token)
-        state.principal = principal
-        if permission.scope is Scope.PLATFORM_ADMIN:
-            principal.require_platform_admin()
-        elif permission.scope is Scope.PROJECT and permission.role is not None:
-            principal.require(request.path_params["project"], permission.role)
+        fields = await request_fields(request) if permission.scope is Scope.RESOURCE else {}
+        await anyio.to_thread.run_sync(_check, ctx, request, permission, fields)
 
     return authorize
+
+
+def _check(
+    ctx: AppContext, request: Request, permission: Permission, fields: dict[str, Any]
+) -> None:
+    state = request.state
+    if not ctx.settings.auth_enabled:
+        principal = LOCAL_PRINCIPAL
+    else:
+        token = bearer_token(request)
+        if token is None:
+            raise Unauthenticated("missing API token: send 'Authorization: Bearer <token>'")
+        principal = ctx.auth.authenticate(token)
+    state.principal = principal
+    if permission.scope is Scope.PLATFORM_ADMIN:
+        principal.require_platform_admin()
+    elif permission.scope is Scope.PROJECT and permission.role is not None:
+        principal.require(request.path_params["project"], permission.role)
+    elif permission.scope is Scope.RESOURCE and permission.role is not None:
+        projects = RESOLVERS[str(permission.resource)](ctx, fields)
+        for project in sorted(projects):
+            principal.require(project, permission.role)
+        if len(projects) == 1:
+            state.audit_project = next(iter(projects))
 
 
 def current_principal(request: Request) -> Principal:

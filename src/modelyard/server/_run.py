@@ -15,7 +15,7 @@ import uvicorn
 from modelyard.auth import IssuedToken
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidInput
-from modelyard.server._app import build_context, create_app
+from modelyard.server._app import bootstrap_platform, build_context, create_app
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
     check_bind(options, settings)
     ctx = build_context(settings)
     try:
-        return ctx.auth.bootstrap(settings.credentials_path, client_uri(options))
+        return bootstrap_platform(ctx, client_uri(options))
     finally:
         ctx.store.close()
 

@@ -7,8 +7,16 @@ from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
 from modelyard.store._sql import SqlStore
+from modelyard.store._tracking_repo import TrackingRepository
 
-__all__ = ["ArtifactIndexRepository", "AuthRepository", "MetadataStore", "SqlStore", "open_store"]
+__all__ = [
+    "ArtifactIndexRepository",
+    "AuthRepository",
+    "MetadataStore",
+    "SqlStore",
+    "TrackingRepository",
+    "open_store",
+]
 
 
 class MetadataStore:
@@ -18,6 +26,7 @@ class MetadataStore:
         self.sql = sql
         self.auth = AuthRepository(sql)
         self.artifacts = ArtifactIndexRepository(sql)
+        self.tracking = TrackingRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -1,0 +1,462 @@
+"""Persistence of experiments, runs, params, tags and metrics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.tracking import (
+    Experiment,
+    LifecycleStage,
+    LogBatch,
+    Metric,
+    Run,
+    RunStatus,
+)
+from modelyard.store._schema import (
+    ExperimentRow,
+    ExperimentTagRow,
+    LatestMetricRow,
+    LogBatchRow,
+    MetricRow,
+    ParamRow,
+    ProjectRow,
+    RunRow,
+    RunTagRow,
+)
+from modelyard.store._sql import SqlStore
+from modelyard.store._tracking_query import search_query
+from modelyard.tracking._search import Comparison, OrderBy
+
+
+def _ms(clock_s: float) -> int:
+    return int(clock_s * 1000)
+
+
+def _metric_value(row: MetricRow | LatestMetricRow) -> float:
+    return math.nan if row.is_nan else row.value
+
+
+class TrackingRepository:
+    """Rows of the tracking tables as frozen entities. One method, one transaction."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    # --- experiments --------------------------------------------------------------------
+
+    def create_experiment(
+        self,
+        project: str,
+        name: str,
+        tags: dict[str, str] | None = None,
+        *,
+        experiment_id: int | None = None,
+    ) -> Experiment:
+        now = _ms(self._store.clock.now())
+        with self._store.transaction(f"experiment {name!r} already exists") as s:
+            p = self._project_row(s, project)
+            row = ExperimentRow(
+                project_id=p.id, name=name, creation_time_ms=now, last_update_time_ms=now
+            )
+            if experiment_id is not None:
+                row.id = experiment_id
+            s.add(row)
+            s.flush()
+            for key, value in (tags or {}).items():
+                s.add(ExperimentTagRow(experiment_id=row.id, key=key, value=value))
+            s.flush()
+            return self._experiment(s, row, p.name)
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        with self._store.transaction() as s:
+            row = s.get(ExperimentRow, experiment_id)
+            if row is None:
+                raise NotFound(f"experiment {experiment_id} does not exist")
+            return self._experiment(s, row)
+
+    def find_experiment(self, project: str, name: str) -> Experiment | None:
+        with self._store.transaction() as s:
+            p = self._project_row(s, project)
+            row = s.scalar(
+                select(ExperimentRow).where(
+                    ExperimentRow.project_id == p.id, ExperimentRow.name == name
+                )
+            )
+            return None if row is None else self._experiment(s, row, p.name)
+
+    def list_experiments(
+        self,
+        project: str,
+        *,
+        stages: tuple[str, ...] = (LifecycleStage.ACTIVE.value,),
+        name_like: str | None = None,
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[Experiment]:
+        with self._store.transaction() as s:
+            p = self._project_row(s, project)
+            query = (
+                select(ExperimentRow)
+                .where(ExperimentRow.project_id == p.id)
+                .where(ExperimentRow.lifecycle_stage.in_(stages))
+                .order_by(ExperimentRow.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            if name_like is not None:
+                query = query.where(ExperimentRow.name.like(name_like))
+            return [self._experiment(s, r, p.name) for r in s.scalars(query)]
+
+    def set_experiment_tag(self, experiment_id: int, key: str, value: str) -> None:
+        with self._store.transaction() as s:
+            self._experiment_row(s, experiment_id)
+            row = s.get(ExperimentTagRow, (experiment_id, key))
+            if row is None:
+                s.add(ExperimentTagRow(experiment_id=experiment_id, key=key, value=value))
+            else:
+                row.value = value
+
+    def update_experiment(
+        self,
+        experiment_id: int,
+        *,
+        name: str | None = None,
+        lifecycle_stage: LifecycleStage | None = None,
+    ) -> Experiment:
+        with self._store.transaction("an experiment with that name already exists") as s:
+            row = self._experiment_row(s, experiment_id)
+            if name is not None:
+                row.name = name
+            if lifecycle_stage is not None:
+                row.lifecycle_stage = lifecycle_stage.value
+            row.last_update_time_ms = _ms(self._store.clock.now())
+            s.flush()
+            return self._experiment(s, row)
+
+    def project_of_experiment(self, experiment_id: int) -> str:
+        return self.get_experiment(experiment_id).project
+
+    # --- runs ---------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        run_id: str,
+        experiment_id: int,
+        name: str,
+        user: str,
+        start_time_ms: int,
+        tags: dict[str, str],
+        parent_run_id: str | None,
+    ) -> Run:
+        with self._store.transaction(f"run {run_id!r} already exists") as s:
+            experiment = self._experiment_row(s, experiment_id)
+            if experiment.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                raise InvalidInput(f"experiment {experiment_id} is deleted")
+            if parent_run_id is not None:
+                parent = self._run_row(s, parent_run_id)
+                if parent.experiment_id != experiment_id:
+                    raise InvalidInput("a child run must be in its parent's experiment")
+            row = RunRow(
+                id=run_id,
+                experiment_id=experiment_id,
+                name=name,
+                status=RunStatus.RUNNING.value,
+                start_time_ms=start_time_ms,
+                user=user,
+                parent_run_id=parent_run_id,
+                lifecycle_stage=LifecycleStage.ACTIVE.value,
+            )
+            s.add(row)
+            s.flush()
+            for key, value in tags.items():
+                s.add(RunTagRow(run_id=run_id, key=key, value=value))
+            s.flush()
+            return self._runs(s, [run_id])[0]
+
+    def get_run(self, run_id: str) -> Run:
+        with self._store.transaction() as s:
+            self._run_row(s, run_id)
+            return self._runs(s, [run_id])[0]
+
+    def update_run(
+        self,
+        run_id: str,
+        *,
+        status: RunStatus | None = None,
+        end_time_ms: int | None = None,
+        name: str | None = None,
+        lifecycle_stage: LifecycleStage | None = None,
+    ) -> Run:
+        with self._store.transaction() as s:
+            row = self._run_row(s, run_id)
+            if status is not None:
+                row.status = status.value
+            if end_time_ms is not None:
+                row.end_time_ms = end_time_ms
+            if name is not None:
+                row.name = name
+                tag = s.get(RunTagRow, (run_id, "mlflow.runName"))
+                if tag is not None:
+                    tag.value = name
+            if lifecycle_stage is not None:
+                row.lifecycle_stage = lifecycle_stage.value
+            s.flush()
+            return self._runs(s, [run_id])[0]
+
+    def project_of_run(self, run_id: str) -> str:
+        with self._store.transaction() as s:
+            row = s.execute(
+                select(ProjectRow.name)
+                .join(ExperimentRow, ExperimentRow.project_id == ProjectRow.id)
+                .join(RunRow, RunRow.experiment_id == ExperimentRow.id)
+                .where(RunRow.id == run_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"run {run_id!r} does not exist")
+            return str(row[0])
+
+    # --- logging ------------------------------------------------------------------------
+
+    def log_batch(self, run_id: str, batch: LogBatch) -> bool:
+        """Apply ``batch`` atomically; False if its ``batch_id`` was applied before.
+
+        Raises:
+            NotFound: no such run.
+            InvalidInput: the run is deleted, or a param would change its value.
+        """
+        with self._store.transaction() as s:
+            run = self._run_row(s, run_id)
+            if run.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                raise InvalidInput(f"run {run_id} is deleted; it cannot be logged to")
+            if batch.batch_id is not None:
+                if s.get(LogBatchRow, (run_id, batch.batch_id)) is not None:
+                    return False
+                s.add(
+                    LogBatchRow(
+                        run_id=run_id, batch_id=batch.batch_id, created_at=self._store.clock.now()
+                    )
+                )
+            self._put_params(s, run_id, batch.params)
+            self._put_tags(s, run_id, batch.tags)
+            if batch.metrics:
+                self._put_metrics(s, run_id, batch.metrics)
+            return True
+
+    def _put_params(self, s: Session, run_id: str, params: Iterable[tuple[str, str]]) -> None:
+        wanted = dict(params)
+        if not wanted:
+            return
+        existing = {
+            r.key: r.value
+            for r in s.scalars(
+                select(ParamRow).where(ParamRow.run_id == run_id, ParamRow.key.in_(wanted))
+            )
+        }
+        for key, value in wanted.items():
+            if key in existing:
+                if existing[key] != value:
+                    raise InvalidInput(
+                        f"param {key!r} of run {run_id} is already {existing[key]!r}; "
+                        f"params are immutable, cannot set it to {value!r}"
+                    )
+                continue
+            s.add(ParamRow(run_id=run_id, key=key, value=value))
+
+    def _put_tags(self, s: Session, run_id: str, tags: Iterable[tuple[str, str]]) -> None:
+        for key, value in dict(tags).items():
+            row = s.get(RunTagRow, (run_id, key))
+            if row is None:
+                s.add(RunTagRow(run_id=run_id, key=key, value=value))
+            else:
+                row.value = value
+            if key == "mlflow.runName":
+                run = s.get(RunRow, run_id)
+                if run is not None:
+                    run.name = value
+
+    def _put_metrics(self, s: Session, run_id: str, metrics: Sequence[Metric]) -> None:
+        s.execute(
+            insert(MetricRow),
+            [
+                {
+                    "run_id": run_id,
+                    "key": m.key,
+                    "value": 0.0 if math.isnan(m.value) else m.value,
+                    "is_nan": math.isnan(m.value),
+                    "step": m.step,
+                    "timestamp_ms": m.timestamp_ms,
+                }
+                for m in metrics
+            ],
+        )
+        newest: dict[str, Metric] = {}
+        for m in metrics:
+            if m.key not in newest or _newer(m, newest[m.key]):
+                newest[m.key] = m
+        current = {
+            r.key: r
+            for r in s.scalars(
+                select(LatestMetricRow).where(
+                    LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(newest)
+                )
+            )
+        }
+        for key, m in newest.items():
+            row = current.get(key)
+            nan = math.isnan(m.value)
+            if row is None:
+                s.add(
+                    LatestMetricRow(
+                        run_id=run_id,
+                        key=key,
+                        value=0.0 if nan else m.value,
+                        is_nan=nan,
+                        step=m.step,
+                        timestamp_ms=m.timestamp_ms,
+                    )
+                )
+            elif _newer(m, Metric(key, _metric_value(row), row.step, row.timestamp_ms)):
+                row.value, row.is_nan = (0.0 if nan else m.value), nan
+                row.step, row.timestamp_ms = m.step, m.timestamp_ms
+
+    def metric_history(
+        self, run_id: str, key: str, *, offset: int = 0, limit: int = 100_000
+    ) -> list[Metric]:
+        with self._store.transaction() as s:
+            self._run_row(s, run_id)
+            rows = s.scalars(
+                select(MetricRow)
+                .where(MetricRow.run_id == run_id, MetricRow.key == key)
+                .order_by(MetricRow.step, MetricRow.timestamp_ms, MetricRow.id)
+                .offset(offset)
+                .limit(limit)
+            )
+            return [Metric(r.key, _metric_value(r), r.step, r.timestamp_ms) for r in rows]
+
+    def count_metrics(self, run_id: str) -> int:
+        with self._store.transaction() as s:
+            rows = s.scalars(select(MetricRow.id).where(MetricRow.run_id == run_id)).all()
+            return len(rows)
+
+    # --- search -------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: list[int],
+        comparisons: list[Comparison],
+        order_by: list[OrderBy],
+        *,
+        stages: tuple[str, ...] = (LifecycleStage.ACTIVE.value,),
+        offset: int = 0,
+        limit: int = 1000,
+    ) -> list[Run]:
+        with self._store.transaction() as s:
+            query = search_query(experiment_ids, comparisons, order_by, stages)
+            ids = list(s.scalars(query.offset(offset).limit(limit)))
+            return self._runs(s, ids)
+
+    def delete_runs_of_experiment(self, experiment_id: int) -> None:
+        with self._store.transaction() as s:
+            s.execute(delete(RunRow).where(RunRow.experiment_id == experiment_id))
+
+    # --- row helpers --------------------------------------------------------------------
+
+    @staticmethod
+    def _project_row(s: Session, name: str) -> ProjectRow:
+        row = s.scalar(select(ProjectRow).where(ProjectRow.name == name))
+        if row is None:
+            raise NotFound(f"project {name!r} does not exist")
+        return row
+
+    @staticmethod
+    def _experiment_row(s: Session, experiment_id: int) -> ExperimentRow:
+        row = s.get(ExperimentRow, experiment_id)
+        if row is None:
+            raise NotFound(f"experiment {experiment_id} does not exist")
+        return row
+
+    @staticmethod
+    def _run_row(s: Session, run_id: str) -> RunRow:
+        row = s.get(RunRow, run_id)
+        if row is None:
+            raise NotFound(f"run {run_id!r} does not exist")
+        return row
+
+    @staticmethod
+    def _experiment(s: Session, row: ExperimentRow, project: str | None = None) -> Experiment:
+        if project is None:
+            p = s.get(ProjectRow, row.project_id)
+            project = p.name if p else ""
+        tags = {
+            t.key: t.value
+            for t in s.scalars(
+                select(ExperimentTagRow).where(ExperimentTagRow.experiment_id == row.id)
+            )
+        }
+        return Experiment(
+            id=row.id,
+            project=project,
+            name=row.name,
+            lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+            creation_time_ms=row.creation_time_ms,
+            last_update_time_ms=row.last_update_time_ms,
+            tags=tags,
+        )
+
+    @staticmethod
+    def _runs(s: Session, ids: list[str]) -> list[Run]:
+        """Full runs (with params, latest metrics, tags) in the order of ``ids``."""
+        if not ids:
+            return []
+        rows = {
+            r.id: (r, project)
+            for r, project in s.execute(
+                select(RunRow, ProjectRow.name)
+                .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+                .join(ProjectRow, ProjectRow.id == ExperimentRow.project_id)
+                .where(RunRow.id.in_(ids))
+            )
+        }
+        params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
+        for p in s.scalars(select(ParamRow).where(ParamRow.run_id.in_(ids))):
+            params[p.run_id][p.key] = p.value
+        for t in s.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(ids))):
+            tags[t.run_id][t.key] = t.value
+        for m in s.scalars(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(ids))):
+            metrics[m.run_id][m.key] = Metric(m.key, _metric_value(m), m.step, m.timestamp_ms)
+        out = []
+        for run_id in ids:
+            row, project = rows[run_id]
+            out.append(
+                Run(
+                    id=row.id,
+                    experiment_id=row.experiment_id,
+                    project=project,
+                    name=row.name,
+                    status=RunStatus(row.status),
+                    start_time_ms=row.start_time_ms,
+                    end_time_ms=row.end_time_ms,
+                    user=row.user,
+                    parent_run_id=row.parent_run_id,
+                    lifecycle_stage=LifecycleStage(row.lifecycle_stage),
+                    params=params[run_id],
+                    metrics=metrics[run_id],
+                    tags=tags[run_id],
+                )
+            )
+        return out
+
+
+def _newer(a: Metric, b: Metric) -> bool:
+    """MLflow's rule for the latest value: the larger (step, timestamp, value)."""
+    av = -math.inf if math.isnan(a.value) else a.value
+    bv = -math.inf if math.isnan(b.value) else b.value
+    return (a.step, a.timestamp_ms, av) > (b.step, b.timestamp_ms, bv)

@@ -1,7 +1,38 @@
-"""modelyard: a self-hosted ML platform from versioned data to autoscaled endpoints."""
+"""modelyard: a self-hosted ML platform from versioned data to autoscaled endpoints.
+
+``import modelyard as my`` gives the tracking SDK (``my.start_run``, ``my.log_metric`` …),
+loaded on first use so that importing modelyard stays cheap and side-effect free.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+_SDK = (
+    "ActiveRun",
+    "active_run",
+    "end_run",
+    "flush",
+    "get_run",
+    "log_artifact",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "search_runs",
+    "set_experiment",
+    "set_tag",
+    "set_tags",
+    "start_run",
+)
+
+__all__ = ["__version__", *_SDK]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK:
+        return getattr(importlib.import_module("modelyard.tracking.fluent"), name)
+    raise AttributeError(f"module 'modelyard' has no attribute {name!r}")

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     tracking_uri: str = DEFAULT_TRACKING_URI
     token: SecretStr | None = None
     auth_enabled: bool = True
+    project: str = "default"
 
     @model_validator(mode="before")
     @classmethod
@@ -61,6 +62,7 @@ class Settings(BaseSettings):
             "MODELYARD_TRACKING_URI": self.tracking_uri,
             "MODELYARD_TOKEN": mask_secret(self.token.get_secret_value() if self.token else None),
             "MODELYARD_AUTH_ENABLED": str(self.auth_enabled).lower(),
+            "MODELYARD_PROJECT": self.project,
         }
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from modelyard.artifacts import validate_logical_path
+from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
     ArtifactEntry,
     AuditRecord,
@@ -60,7 +61,7 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient:
+class ModelyardClient(TrackingCalls):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised
@@ -215,6 +216,10 @@ class ModelyardClient:
         For files and bytes the client sends their sha256 and the server refuses to
         store content that does not match it.
         """
+        return self.put_to(_artifact_url(project, path), source)
+
+    def put_to(self, url: str, source: Path | bytes | Iterable[bytes]) -> ArtifactEntry:
+        """PUT a file, bytes or chunks to an artifact URL of the API."""
         headers: dict[str, str] = {}
         content: bytes | Iterable[bytes]
         if isinstance(source, Path):
@@ -226,7 +231,6 @@ class ModelyardClient:
             content = source
         else:
             content = source
-        url = _artifact_url(project, path)
         request = self._http.build_request("PUT", url, content=content, headers=headers)
         return _artifact(self._send(request).json())
 

@@ -9,6 +9,7 @@ from modelyard.server._run import ServeOptions, check_bind, client_uri, serve
 __all__ = [
     "AppContext",
     "ServeOptions",
+    "bootstrap_platform",
     "build_context",
     "check_bind",
     "client_uri",

@@ -19,13 +19,21 @@ from modelyard.core.entities import IssuedToken
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
 from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
-from modelyard.server.routes import artifacts, audit, projects, system, tokens, users
+from modelyard.server.routes import artifacts, audit, projects, system, tokens, tracking, users
 from modelyard.store import MetadataStore, open_store
 from modelyard.tracking._service import TrackingService
 
 logger = logging.getLogger("modelyard.server")
 
-ROUTERS = (system.api, projects.api, users.api, tokens.api, audit.api, artifacts.api)
+ROUTERS = (
+    system.api,
+    projects.api,
+    users.api,
+    tokens.api,
+    audit.api,
+    artifacts.api,
+    tracking.api,
+)
 STALE_PARTIAL_UPLOAD_S = 3600.0
 
 

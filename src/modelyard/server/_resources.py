@@ -20,8 +20,8 @@ Resolver = Callable[[AppContext, dict[str, Any]], set[str]]
 
 
 async def request_fields(request: Request) -> dict[str, Any]:
-    """Path params, query params and (for JSON bodies) top-level body fields, merged."""
-    fields: dict[str, Any] = {}
+    """Query params, then top-level JSON body fields, then path params (later ones win)."""
+    fields: dict[str, Any] = dict(request.query_params)
     if request.headers.get("content-type", "").startswith("application/json"):
         raw = await request.body()
         if raw:
@@ -31,7 +31,6 @@ async def request_fields(request: Request) -> dict[str, Any]:
                 body = None  # the handler's own validation reports the malformed body
             if isinstance(body, dict):
                 fields.update(body)
-    fields.update(request.query_params)
     fields.update(request.path_params)
     return fields
 
@@ -52,6 +51,8 @@ def _run_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
 
 def _experiment_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
     ids = fields.get("experiment_ids")
+    if isinstance(ids, str):
+        ids = [ids]
     if ids is None:
         ids = [fields.get("experiment_id")]
     if not isinstance(ids, list) or not ids or any(i in (None, "") for i in ids):

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from modelyard.artifacts import BlobInfo, BlobStore, validate_digest, validate_logical_path
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER
 from modelyard.core.errors import IntegrityError, InvalidInput, ModelyardError
-from modelyard.server._context import app_context
+from modelyard.server._context import AppContext, app_context
 from modelyard.server._routing import ApiRouter, set_audit_target
 from modelyard.server._schemas import ArtifactOut
 
@@ -97,14 +97,11 @@ def _first_meaningful(group: BaseExceptionGroup[BaseException]) -> BaseException
     return flat[0] if flat else group
 
 
-@api.route(
-    "PUT",
-    "/projects/{project}/artifacts/{path:path}",
-    permission=PROJECT_EDITOR,
-    action="artifact.put",
-    status_code=201,
-)
-async def put_artifact(project: str, path: str, request: Request) -> ArtifactOut:
+# --- operations on any artifact namespace (projects here; runs and models elsewhere) ------
+
+
+async def upload_to_namespace(request: Request, namespace: str, path: str) -> ArtifactOut:
+    """Stream the body into the blob store, then point ``path`` in ``namespace`` at it."""
     ctx = app_context(request)
     logical = validate_logical_path(path)
     set_audit_target(request, f"artifact:{logical}")
@@ -115,9 +112,37 @@ async def put_artifact(project: str, path: str, request: Request) -> ArtifactOut
     except IntegrityError as exc:
         raise InvalidInput(f"body does not match the {DIGEST_HEADER} header: {exc}") from exc
     entry = await anyio.to_thread.run_sync(
-        ctx.store.artifacts.put, namespace_of_project(project), logical, info.digest, info.size
+        ctx.store.artifacts.put, namespace, logical, info.digest, info.size
     )
     return ArtifactOut.of(entry)
+
+
+def download_from_namespace(ctx: AppContext, namespace: str, path: str) -> StreamingResponse:
+    """Stream a stored artifact; the blob store verifies its digest as it goes."""
+    entry = ctx.store.artifacts.get(namespace, validate_logical_path(path))
+    return StreamingResponse(
+        ctx.blobs.open_stream(entry.digest),
+        media_type="application/octet-stream",
+        headers={
+            "content-length": str(entry.size),
+            DIGEST_HEADER: entry.digest,
+            "etag": f'"{entry.digest}"',
+        },
+    )
+
+
+# --- a project's own namespace ---------------------------------------------------------
+
+
+@api.route(
+    "PUT",
+    "/projects/{project}/artifacts/{path:path}",
+    permission=PROJECT_EDITOR,
+    action="artifact.put",
+    status_code=201,
+)
+async def put_artifact(project: str, path: str, request: Request) -> ArtifactOut:
+    return await upload_to_namespace(request, namespace_of_project(project), path)
 
 
 @api.route(
@@ -140,18 +165,7 @@ def list_artifacts(
     response_class=StreamingResponse,
 )
 def get_artifact(project: str, path: str, request: Request) -> StreamingResponse:
-    ctx = app_context(request)
-    entry = ctx.store.artifacts.get(namespace_of_project(project), validate_logical_path(path))
-    stream = ctx.blobs.open_stream(entry.digest)
-    return StreamingResponse(
-        stream,
-        media_type="application/octet-stream",
-        headers={
-            "content-length": str(entry.size),
-            DIGEST_HEADER: entry.digest,
-            "etag": f'"{entry.digest}"',
-        },
-    )
+    return download_from_namespace(app_context(request), namespace_of_project(project), path)
 
 
 @api.route(
@@ -167,4 +181,11 @@ def delete_artifact(project: str, path: str, request: Request) -> dict[str, str]
     return {"deleted": logical}
 
 
-__all__ = ["api", "namespace_of_project", "stream_request_into", "validate_digest"]
+__all__ = [
+    "api",
+    "download_from_namespace",
+    "namespace_of_project",
+    "stream_request_into",
+    "upload_to_namespace",
+    "validate_digest",
+]

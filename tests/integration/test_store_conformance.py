@@ -12,11 +12,12 @@ from modelyard.core.clock import FakeClock
 from modelyard.store import MetadataStore, open_store
 from modelyard.testing.postgres import PostgresServer
 from modelyard.testing.store_suite import MetadataStoreConformance
+from modelyard.testing.tracking_suite import TrackingStoreConformance
 
 _db_numbers = itertools.count()
 
 
-class TestSqliteStore(MetadataStoreConformance):
+class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance):
     @pytest.fixture
     def metadata_store(self, tmp_path: Path, fake_clock: FakeClock) -> Iterator[MetadataStore]:
         store = open_store(f"sqlite:///{tmp_path / 'meta.db'}", fake_clock)
@@ -32,7 +33,7 @@ class TestSqliteStore(MetadataStoreConformance):
         assert timeout == 30_000
 
 
-class TestPostgresStore(MetadataStoreConformance):
+class TestPostgresStore(MetadataStoreConformance, TrackingStoreConformance):
     @pytest.fixture
     def metadata_store(
         self, pg_server: PostgresServer, fake_clock: FakeClock

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from modelyard.core.errors import InvalidInput, NotFound
@@ -31,6 +33,13 @@ from modelyard.store._schema import (
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_query import search_query
 from modelyard.tracking._search import Comparison, OrderBy
+
+
+def upsert(s: Session, table: type[Any]) -> Any:
+    """The dialect's INSERT … ON CONFLICT (SQLite and PostgreSQL share the interface)."""
+    if s.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _ms(clock_s: float) -> int:
@@ -235,13 +244,16 @@ class TrackingRepository:
             if run.lifecycle_stage != LifecycleStage.ACTIVE.value:
                 raise InvalidInput(f"run {run_id} is deleted; it cannot be logged to")
             if batch.batch_id is not None:
-                if s.get(LogBatchRow, (run_id, batch.batch_id)) is not None:
-                    return False
-                s.add(
-                    LogBatchRow(
+                claimed = s.execute(
+                    upsert(s, LogBatchRow)
+                    .values(
                         run_id=run_id, batch_id=batch.batch_id, created_at=self._store.clock.now()
                     )
-                )
+                    .on_conflict_do_nothing()
+                    .returning(LogBatchRow.batch_id)
+                ).first()
+                if claimed is None:
+                    return False
             self._put_params(s, run_id, batch.params)
             self._put_tags(s, run_id, batch.tags)
             if batch.metrics:
@@ -252,33 +264,39 @@ class TrackingRepository:
         wanted = dict(params)
         if not wanted:
             return
-        existing = {
-            r.key: r.value
-            for r in s.scalars(
-                select(ParamRow).where(ParamRow.run_id == run_id, ParamRow.key.in_(wanted))
+        s.execute(
+            upsert(s, ParamRow)
+            .values([{"run_id": run_id, "key": k, "value": v} for k, v in wanted.items()])
+            .on_conflict_do_nothing()
+        )
+        stored = s.execute(
+            select(ParamRow.key, ParamRow.value).where(
+                ParamRow.run_id == run_id, ParamRow.key.in_(wanted)
             )
-        }
-        for key, value in wanted.items():
-            if key in existing:
-                if existing[key] != value:
-                    raise InvalidInput(
-                        f"param {key!r} of run {run_id} is already {existing[key]!r}; "
-                        f"params are immutable, cannot set it to {value!r}"
-                    )
-                continue
-            s.add(ParamRow(run_id=run_id, key=key, value=value))
+        )
+        for key, value in stored:
+            if value != wanted[key]:
+                raise InvalidInput(
+                    f"param {key!r} of run {run_id} is already {value!r}; "
+                    f"params are immutable, cannot set it to {wanted[key]!r}"
+                )
 
     def _put_tags(self, s: Session, run_id: str, tags: Iterable[tuple[str, str]]) -> None:
-        for key, value in dict(tags).items():
-            row = s.get(RunTagRow, (run_id, key))
-            if row is None:
-                s.add(RunTagRow(run_id=run_id, key=key, value=value))
-            else:
-                row.value = value
-            if key == "mlflow.runName":
-                run = s.get(RunRow, run_id)
-                if run is not None:
-                    run.name = value
+        wanted = dict(tags)
+        if not wanted:
+            return
+        statement = upsert(s, RunTagRow).values(
+            [{"run_id": run_id, "key": k, "value": v} for k, v in wanted.items()]
+        )
+        s.execute(
+            statement.on_conflict_do_update(
+                index_elements=["run_id", "key"], set_={"value": statement.excluded.value}
+            )
+        )
+        if "mlflow.runName" in wanted:
+            run = s.get(RunRow, run_id)
+            if run is not None:
+                run.name = wanted["mlflow.runName"]
 
     def _put_metrics(self, s: Session, run_id: str, metrics: Sequence[Metric]) -> None:
         s.execute(
@@ -299,31 +317,29 @@ class TrackingRepository:
         for m in metrics:
             if m.key not in newest or _newer(m, newest[m.key]):
                 newest[m.key] = m
-        current = {
-            r.key: r
-            for r in s.scalars(
-                select(LatestMetricRow).where(
-                    LatestMetricRow.run_id == run_id, LatestMetricRow.key.in_(newest)
-                )
+        rows = [
+            {
+                "run_id": run_id,
+                "key": key,
+                "value": 0.0 if math.isnan(m.value) else m.value,
+                "is_nan": math.isnan(m.value),
+                "step": m.step,
+                "timestamp_ms": m.timestamp_ms,
+            }
+            for key, m in newest.items()
+        ]
+        statement = upsert(s, LatestMetricRow).values(rows)
+        new, old = statement.excluded, LatestMetricRow
+        s.execute(
+            statement.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={c: getattr(new, c) for c in ("value", "is_nan", "step", "timestamp_ms")},
+                # MLflow's rule: the latest value is the one with the largest
+                # (step, timestamp, value); concurrent writers race safely on it.
+                where=tuple_(new.step, new.timestamp_ms, new.value)
+                > tuple_(old.step, old.timestamp_ms, old.value),
             )
-        }
-        for key, m in newest.items():
-            row = current.get(key)
-            nan = math.isnan(m.value)
-            if row is None:
-                s.add(
-                    LatestMetricRow(
-                        run_id=run_id,
-                        key=key,
-                        value=0.0 if nan else m.value,
-                        is_nan=nan,
-                        step=m.step,
-                        timestamp_ms=m.timestamp_ms,
-                    )
-                )
-            elif _newer(m, Metric(key, _metric_value(row), row.step, row.timestamp_ms)):
-                row.value, row.is_nan = (0.0 if nan else m.value), nan
-                row.step, row.timestamp_ms = m.step, m.timestamp_ms
+        )
 
     def metric_history(
         self, run_id: str, key: str, *, offset: int = 0, limit: int = 100_000

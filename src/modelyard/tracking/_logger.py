@@ -181,5 +181,13 @@ class BatchLogger:
                 with self._cond:
                     self._errors.append(ModelyardError(f"sending a batch failed: {exc}"))
                 return
+            with self._cond:
+                if self._closing:  # close() gave up waiting: say what is lost, loudly
+                    logger.error(
+                        "run %s: server unreachable at close; %d logged items were not stored",
+                        self.run_id,
+                        len(batch.metrics) + len(batch.params) + len(batch.tags),
+                    )
+                    return
             time.sleep(backoff_s)
             backoff_s = min(backoff_s * 2, self._max_backoff_s)

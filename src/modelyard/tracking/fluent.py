@@ -33,10 +33,19 @@ DEFAULT_EXPERIMENT = "Default"
 class ActiveRun:
     """A run this process is logging to. Use it as a context manager."""
 
-    def __init__(self, session: _Session, run: Run, logger: BatchLogger) -> None:
+    def __init__(
+        self, session: _Session, run: Run, logger: BatchLogger, sender: ModelyardClient
+    ) -> None:
         self._session = session
         self.run = run
         self.logger = logger
+        self._sender = sender  # the logger thread's own connection
+
+    def close_logger(self, timeout_s: float) -> None:
+        try:
+            self.logger.close(timeout_s)
+        finally:
+            self._sender.close()
 
     @property
     def id(self) -> str:
@@ -113,7 +122,7 @@ class _Session:
             )
             sender = connect(self.settings)
             logger = BatchLogger(run.id, sender.log_batch)
-            active = ActiveRun(self, run, logger)
+            active = ActiveRun(self, run, logger, sender)
             self._stack.append(active)
             return active
 
@@ -125,17 +134,17 @@ class _Session:
             if active in self._stack:
                 self._stack.remove(active)
         try:
-            active.logger.close(EXIT_FLUSH_TIMEOUT_S)
+            active.close_logger(EXIT_FLUSH_TIMEOUT_S)
         finally:
             self.client.update_run(active.id, status=status)
 
     def close(self) -> None:
         """At interpreter exit: flush and finish every run still open."""
-        while True:
-            active = self.active()
-            if active is None:
-                return
-            self.end_run(active, RunStatus.FINISHED)
+        try:
+            while (active := self.active()) is not None:
+                self.end_run(active, RunStatus.FINISHED)
+        finally:
+            self.client.close()
 
 
 _session: _Session | None = None

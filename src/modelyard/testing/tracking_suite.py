@@ -150,9 +150,15 @@ class TrackingStoreConformance:
             )
         tracking.update_run("r5", status=RunStatus.FINISHED)
 
-        def ids(text: str | None, order: list[str] | None = None, **kw: int) -> list[str]:
+        def ids(
+            text: str | None, order: list[str] | None = None, offset: int = 0, limit: int = 100
+        ) -> list[str]:
             runs = tracking.search_runs(
-                [experiment_id], parse_filter(text), parse_order_by(order), **kw
+                [experiment_id],
+                parse_filter(text),
+                parse_order_by(order),
+                offset=offset,
+                limit=limit,
             )
             return [r.id for r in runs]
 

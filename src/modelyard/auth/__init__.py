@@ -24,9 +24,9 @@ from modelyard.core.entities import DEFAULT_PROJECT, IssuedToken
 
 __all__ = [
     "AUTHENTICATED",
+    "DEFAULT_PROJECT",
     "EXPERIMENT_EDITOR",
     "EXPERIMENT_VIEWER",
-    "DEFAULT_PROJECT",
     "LOCAL_PRINCIPAL",
     "PLATFORM_ADMIN",
     "PROJECT_ADMIN",

@@ -81,3 +81,15 @@ class Page(Generic[T]):
 
     items: list[T]
     next_page_token: str | None
+
+
+def run_artifact_namespace(run_id: str) -> str:
+    """The artifact index namespace of a run, shared by the native SDK and the MLflow API.
+
+    Args:
+        run_id: The run's id.
+
+    Returns:
+        The namespace, ``run:<run_id>``.
+    """
+    return f"run:{run_id}"

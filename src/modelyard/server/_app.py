@@ -19,7 +19,18 @@ from modelyard.core.entities import IssuedToken
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
 from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
-from modelyard.server.routes import artifacts, audit, projects, system, tokens, tracking, users
+from modelyard.server.routes import (
+    artifacts,
+    audit,
+    mlflow_artifacts,
+    mlflow_experiments,
+    mlflow_runs,
+    projects,
+    system,
+    tokens,
+    tracking,
+    users,
+)
 from modelyard.store import MetadataStore, open_store
 from modelyard.tracking._service import TrackingService
 
@@ -33,6 +44,9 @@ ROUTERS = (
     audit.api,
     artifacts.api,
     tracking.api,
+    mlflow_experiments.api,
+    mlflow_runs.api,
+    mlflow_artifacts.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 

@@ -37,6 +37,44 @@ _CODE_BY_HTTP_STATUS = {
 }
 
 
+# MLflow's clients read MLflow's error codes: (error_code, HTTP status) per error class.
+# QuotaExceeded is not 429 (RESOURCE_EXHAUSTED's usual status): the MLflow client would
+# retry for minutes something that waiting does not fix.
+MLFLOW_PATH_PREFIXES = ("/api/2.0/mlflow", "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
+MLFLOW_CODE_BY_ERROR: dict[type[errors.ModelyardError], tuple[str, int]] = {
+    errors.InvalidInput: ("INVALID_PARAMETER_VALUE", 400),
+    errors.Unauthenticated: ("UNAUTHENTICATED", 401),
+    errors.PermissionDenied: ("PERMISSION_DENIED", 403),
+    errors.QuotaExceeded: ("RESOURCE_EXHAUSTED", 403),
+    errors.NotFound: ("RESOURCE_DOES_NOT_EXIST", 404),
+    errors.AlreadyExists: ("RESOURCE_ALREADY_EXISTS", 400),
+    errors.Conflict: ("RESOURCE_CONFLICT", 409),
+    errors.IntegrityError: ("INTERNAL_ERROR", 500),
+    errors.Unavailable: ("TEMPORARILY_UNAVAILABLE", 503),
+}
+_MLFLOW_CODE_BY_HTTP_STATUS = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "ENDPOINT_NOT_FOUND",
+    405: "ENDPOINT_NOT_FOUND",
+}
+
+
+def is_mlflow_request(request: Request) -> bool:
+    """Whether the request is for the MLflow-compatible API (which answers MLflow's codes)."""
+    path = request.url.path
+    return any(path == p or path.startswith(p + "/") for p in MLFLOW_PATH_PREFIXES)
+
+
+def mlflow_code_for(exc: errors.ModelyardError) -> tuple[str, int]:
+    """MLflow's ``(error_code, HTTP status)`` for one of our errors."""
+    for cls in type(exc).__mro__:
+        if cls in MLFLOW_CODE_BY_ERROR:
+            return MLFLOW_CODE_BY_ERROR[cls]
+    return "INTERNAL_ERROR", 500
+
+
 def status_for(exc: errors.ModelyardError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
@@ -75,23 +113,33 @@ def describe_validation_error(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(problems) or "invalid request"
 
 
-async def _modelyard_error(_request: Request, exc: Exception) -> Response:
+async def _modelyard_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.ModelyardError)
-    status = status_for(exc)
+    if is_mlflow_request(request):
+        code, status = mlflow_code_for(exc)
+    else:
+        code, status = exc.error_code, status_for(exc)
     if status >= 500:
         logger.error("server-side error: %s", exc, exc_info=exc)
-    return error_response(status, exc.error_code, exc.message)
+    return error_response(status, code, exc.message)
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     status, message = describe_validation_error(exc)
+    if is_mlflow_request(request):
+        code = "INVALID_PARAMETER_VALUE" if status == 422 else "BAD_REQUEST"
+        return error_response(400, code, message)
     return error_response(status, "INVALID_INPUT", message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "HTTP_ERROR")
+    if is_mlflow_request(request):
+        fallback = "INTERNAL_ERROR" if exc.status_code >= 500 else "BAD_REQUEST"
+        code = _MLFLOW_CODE_BY_HTTP_STATUS.get(exc.status_code, fallback)
+    else:
+        code = _CODE_BY_HTTP_STATUS.get(exc.status_code, "HTTP_ERROR")
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code in (404, 405) and "route" not in request.scope:
         detail = f"{detail}: no route for {request.method} {request.url.path}"

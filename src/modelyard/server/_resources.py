@@ -60,7 +60,36 @@ def _experiment_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
     return {ctx.store.tracking.project_of_experiment(_experiment_id(i)) for i in ids}
 
 
+def split_run_artifact_path(path: str) -> tuple[str, str, str]:
+    """Split an MLflow artifact path ``<experiment_id>/<run_id>/artifacts[/<relative>]``.
+
+    Args:
+        path: The path after ``/api/2.0/mlflow-artifacts/artifacts/``.
+
+    Returns:
+        ``(experiment_id, run_id, relative)``; ``relative`` is ``""`` for the run's root.
+
+    Raises:
+        InvalidInput: the path does not name a run's artifacts.
+    """
+    parts = path.strip("/").split("/", 3)
+    if len(parts) < 3 or not parts[0].isdigit() or not parts[1] or parts[2] != "artifacts":
+        raise InvalidInput(
+            f"invalid artifact path {path!r}: expected <experiment_id>/<run_id>/artifacts/..."
+        )
+    return parts[0], parts[1], parts[3] if len(parts) == 4 else ""
+
+
+def _artifact_path_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
+    path = fields.get("path")
+    if not isinstance(path, str) or not path:
+        raise InvalidInput("the request must name an artifact path: path is missing")
+    _experiment, run_id, _relative = split_run_artifact_path(path)
+    return {ctx.store.tracking.project_of_run(run_id)}
+
+
 RESOLVERS: dict[str, Resolver] = {
     "run": _run_projects,
     "experiment": _experiment_projects,
+    "artifact_path": _artifact_path_projects,
 }

@@ -16,7 +16,12 @@ from modelyard.testing.harness import Api
 # tested separately below.
 SELF_SERVICE = {"token.create", "token.revoke"}
 # Reads that travel as POST because their query is a JSON body.
-VIEWER_MAY = {"run.search"}
+VIEWER_MAY = {
+    "run.search",
+    "mlflow.experiment.search",
+    "mlflow.run.search",
+    "mlflow.logged_model.search",
+}
 
 
 def _routes(api: Api) -> list[BaseRoute]:
@@ -27,7 +32,9 @@ def _concrete(path: str, ids: dict[str, str]) -> str:
     for name, value in ids.items():
         path = path.replace(f"{{{name}}}", value)
     path = re.sub(r"\{key(:path)?\}", "loss", path)
-    return re.sub(r"\{path(:path)?\}", "some/file.txt", path)
+    # MLflow's artifact paths name the run: <experiment_id>/<run_id>/artifacts/<file>.
+    file = f"{ids['experiment_id']}/{ids['run_id']}/artifacts/some/file.txt"
+    return re.sub(r"\{path(:path)?\}", file, path)
 
 
 def _existing_ids(api: Api) -> dict[str, str]:

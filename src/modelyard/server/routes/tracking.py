@@ -14,7 +14,7 @@ from modelyard.auth import (
     RUN_VIEWER,
     Principal,
 )
-from modelyard.core.tracking import LogBatch, Metric
+from modelyard.core.tracking import LogBatch, Metric, run_artifact_namespace
 from modelyard.server._context import app_context
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
 from modelyard.server._schemas import ArtifactOut
@@ -35,10 +35,6 @@ from modelyard.server.routes.artifacts import download_from_namespace, upload_to
 from modelyard.tracking._validation import parse_metric_value
 
 api = ApiRouter("/api/v1", tags=["tracking"])
-
-
-def run_namespace(run_id: str) -> str:
-    return f"run:{run_id}"
 
 
 @api.route(
@@ -192,14 +188,14 @@ def metric_history(
     status_code=201,
 )
 async def put_run_artifact(run_id: str, path: str, request: Request) -> ArtifactOut:
-    return await upload_to_namespace(request, run_namespace(run_id), path)
+    return await upload_to_namespace(request, run_artifact_namespace(run_id), path)
 
 
 @api.route("GET", "/runs/{run_id}/artifacts", permission=RUN_VIEWER, action="run.artifact.list")
 def list_run_artifacts(
     run_id: str, request: Request, prefix: str = Query("", max_length=1024)
 ) -> list[ArtifactOut]:
-    entries = app_context(request).store.artifacts.list(run_namespace(run_id), prefix)
+    entries = app_context(request).store.artifacts.list(run_artifact_namespace(run_id), prefix)
     return [ArtifactOut.of(e) for e in entries]
 
 
@@ -211,4 +207,4 @@ def list_run_artifacts(
     response_class=StreamingResponse,
 )
 def get_run_artifact(run_id: str, path: str, request: Request) -> StreamingResponse:
-    return download_from_namespace(app_context(request), run_namespace(run_id), path)
+    return download_from_namespace(app_context(request), run_artifact_namespace(run_id), path)

@@ -6,6 +6,7 @@ from modelyard.core.clock import Clock
 from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
+from modelyard.store._registry_repo import RegistryRepository
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_repo import TrackingRepository
 
@@ -13,6 +14,7 @@ __all__ = [
     "ArtifactIndexRepository",
     "AuthRepository",
     "MetadataStore",
+    "RegistryRepository",
     "SqlStore",
     "TrackingRepository",
     "open_store",
@@ -27,6 +29,7 @@ class MetadataStore:
         self.auth = AuthRepository(sql)
         self.artifacts = ArtifactIndexRepository(sql)
         self.tracking = TrackingRepository(sql)
+        self.registry = RegistryRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -34,5 +34,7 @@ __all__ = ["__version__", *_SDK]
 
 def __getattr__(name: str) -> Any:
     if name in _SDK:
-        return getattr(importlib.import_module("modelyard.tracking.fluent"), name)
+        value = getattr(importlib.import_module("modelyard.tracking.fluent"), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'modelyard' has no attribute {name!r}")

@@ -33,7 +33,7 @@ class ArtifactIndexRepository:
             return ArtifactEntry(path, digest, size)
 
     def get(self, namespace: str, path: str) -> ArtifactEntry:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = s.scalar(
                 select(ArtifactEntryRow).where(
                     ArtifactEntryRow.namespace == namespace, ArtifactEntryRow.path == path
@@ -44,7 +44,7 @@ class ArtifactIndexRepository:
             return ArtifactEntry(row.path, row.digest, row.size)
 
     def list(self, namespace: str, prefix: str = "") -> list[ArtifactEntry]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             query = (
                 select(ArtifactEntryRow)
                 .where(ArtifactEntryRow.namespace == namespace)
@@ -65,5 +65,5 @@ class ArtifactIndexRepository:
                 raise NotFound(f"artifact {path!r} does not exist")
 
     def referenced_digests(self) -> set[str]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return set(s.scalars(select(ArtifactEntryRow.digest).distinct()))

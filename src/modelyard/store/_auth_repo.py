@@ -54,11 +54,11 @@ class AuthRepository:
             return _project(row)
 
     def get_project(self, name: str) -> Project:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return _project(_project_row(s, name))
 
     def list_projects(self) -> list[Project]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return [_project(r) for r in s.scalars(select(ProjectRow).order_by(ProjectRow.name))]
 
     # --- users and memberships --------------------------------------------------------
@@ -73,16 +73,16 @@ class AuthRepository:
             return _user(row)
 
     def get_user(self, name: str) -> User:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return _user(_user_row(s, name))
 
     def find_user(self, name: str) -> User | None:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = s.scalar(select(UserRow).where(UserRow.name == name))
             return None if row is None else _user(row)
 
     def list_users(self) -> list[User]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.name))]
 
     def set_membership(self, project: str, user: str, role: Role) -> Membership:
@@ -115,7 +115,7 @@ class AuthRepository:
     def list_memberships(
         self, *, project: str | None = None, user: str | None = None
     ) -> list[Membership]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             query = (
                 select(MembershipRow, ProjectRow.name, UserRow.name)
                 .join(ProjectRow, ProjectRow.id == MembershipRow.project_id)
@@ -163,7 +163,7 @@ class AuthRepository:
 
     def find_token(self, token_id: str) -> tuple[Token, str] | None:
         """The token and its stored secret hash, or None."""
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = s.get(TokenRow, token_id)
             return None if row is None else (self._token(s, row), row.secret_sha256)
 
@@ -183,7 +183,7 @@ class AuthRepository:
             return self._token(s, row)
 
     def list_tokens(self, *, user: str | None = None) -> list[Token]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             query = select(TokenRow).order_by(TokenRow.created_at, TokenRow.id)
             if user is not None:
                 query = query.where(TokenRow.user_id == _user_row(s, user).id)
@@ -246,7 +246,7 @@ class AuthRepository:
         limit: int = 100,
     ) -> list[AuditRecord]:
         """Newest first."""
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             query = select(AuditRow).order_by(AuditRow.id.desc()).limit(limit)
             if project is not None:
                 query = query.where(AuditRow.project == project)

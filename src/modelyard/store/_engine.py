@@ -26,10 +26,17 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
     cursor.close()
 
 
+READ_ONLY_OPTION = "modelyard_read_only"
+
+
 def _sqlite_on_begin(conn: Any) -> None:
-    # BEGIN IMMEDIATE takes the write lock up front, so two writers queue on the busy
-    # timeout instead of one failing with "database is locked" on upgrade.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock up front (BEGIN IMMEDIATE), so two writers queue on the
+    # busy timeout instead of one failing with "database is locked" on lock upgrade.
+    # Readers begin deferred, so in WAL mode they never wait for a writer.
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_sql_engine(uri: str) -> Engine:

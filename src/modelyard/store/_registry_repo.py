@@ -60,16 +60,16 @@ class RegistryRepository:
         return row
 
     def get_model(self, project: str, name: str) -> RegisteredModel:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             return self._model(s, _model_row(s, project, name), project)
 
     def find_model(self, project: str, name: str) -> RegisteredModel | None:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = _find_model_row(s, project, name)
             return None if row is None else self._model(s, row, project)
 
     def list_models(self, project: str) -> list[RegisteredModel]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             p = _project_row(s, project)
             rows = s.scalars(
                 select(RegisteredModelRow)
@@ -160,12 +160,12 @@ class RegistryRepository:
             return self._version(s, model, row, project)
 
     def get_version(self, project: str, name: str, version: int) -> ModelVersion:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             model = _model_row(s, project, name)
             return self._version(s, model, _version_row(s, model, version), project)
 
     def list_versions(self, project: str, name: str) -> list[ModelVersion]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             model = _model_row(s, project, name)
             rows = s.scalars(
                 select(ModelVersionRow)
@@ -212,7 +212,7 @@ class RegistryRepository:
                 tag.value = value
 
     def versions_of_run(self, run_id: str) -> list[ModelVersion]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             out = []
             for row in s.scalars(
                 select(ModelVersionRow).where(ModelVersionRow.source_run_id == run_id)
@@ -253,7 +253,7 @@ class RegistryRepository:
             return self._record(s, model, alias, previous, None, user)
 
     def version_by_alias(self, project: str, name: str, alias: str) -> ModelVersion:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             model = _model_row(s, project, name)
             row = s.get(ModelAliasRow, (model.id, alias))
             if row is None:
@@ -261,7 +261,7 @@ class RegistryRepository:
             return self._version(s, model, _version_row(s, model, row.version), project)
 
     def alias_history(self, project: str, name: str) -> list[AliasChange]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             model = _model_row(s, project, name)
             rows = s.scalars(
                 select(AliasHistoryRow)

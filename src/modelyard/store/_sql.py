@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.errors import AlreadyExists, Unavailable
-from modelyard.store._engine import create_sql_engine
+from modelyard.store._engine import READ_ONLY_OPTION, create_sql_engine
 from modelyard.store._migrate import current_revision, head_revision, migrate
 
 
@@ -27,6 +27,9 @@ class SqlStore:
         self.engine = engine
         self.clock: Clock = clock or SystemClock()
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(
+            engine.execution_options(**{READ_ONLY_OPTION: True}), expire_on_commit=False
+        )
 
     @classmethod
     def from_uri(cls, uri: str, clock: Clock | None = None) -> SqlStore:
@@ -65,6 +68,22 @@ class SqlStore:
         except SqlIntegrityError as exc:
             session.rollback()
             raise AlreadyExists(conflict_message) from exc
+        except OperationalError as exc:
+            session.rollback()
+            raise Unavailable(f"metadata store error: {exc.orig}") from exc
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reads only: on SQLite it never takes the write lock."""
+        session = self._read_sessions()
+        try:
+            yield session
+            session.rollback()
         except OperationalError as exc:
             session.rollback()
             raise Unavailable(f"metadata store error: {exc.orig}") from exc

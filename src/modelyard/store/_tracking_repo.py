@@ -82,14 +82,14 @@ class TrackingRepository:
             return self._experiment(s, row, p.name)
 
     def get_experiment(self, experiment_id: int) -> Experiment:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = s.get(ExperimentRow, experiment_id)
             if row is None:
                 raise NotFound(f"experiment {experiment_id} does not exist")
             return self._experiment(s, row)
 
     def find_experiment(self, project: str, name: str) -> Experiment | None:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             p = self._project_row(s, project)
             row = s.scalar(
                 select(ExperimentRow).where(
@@ -107,7 +107,7 @@ class TrackingRepository:
         offset: int = 0,
         limit: int = 1000,
     ) -> list[Experiment]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             p = self._project_row(s, project)
             query = (
                 select(ExperimentRow)
@@ -189,7 +189,7 @@ class TrackingRepository:
             return self._runs(s, [run_id])[0]
 
     def get_run(self, run_id: str) -> Run:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             self._run_row(s, run_id)
             return self._runs(s, [run_id])[0]
 
@@ -219,7 +219,7 @@ class TrackingRepository:
             return self._runs(s, [run_id])[0]
 
     def project_of_run(self, run_id: str) -> str:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             row = s.execute(
                 select(ProjectRow.name)
                 .join(ExperimentRow, ExperimentRow.project_id == ProjectRow.id)
@@ -344,7 +344,7 @@ class TrackingRepository:
     def metric_history(
         self, run_id: str, key: str, *, offset: int = 0, limit: int = 100_000
     ) -> list[Metric]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             self._run_row(s, run_id)
             rows = s.scalars(
                 select(MetricRow)
@@ -356,7 +356,7 @@ class TrackingRepository:
             return [Metric(r.key, _metric_value(r), r.step, r.timestamp_ms) for r in rows]
 
     def count_metrics(self, run_id: str) -> int:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             rows = s.scalars(select(MetricRow.id).where(MetricRow.run_id == run_id)).all()
             return len(rows)
 
@@ -372,7 +372,7 @@ class TrackingRepository:
         offset: int = 0,
         limit: int = 1000,
     ) -> list[Run]:
-        with self._store.transaction() as s:
+        with self._store.read() as s:
             query = search_query(experiment_ids, comparisons, order_by, stages)
             ids = list(s.scalars(query.offset(offset).limit(limit)))
             return self._runs(s, ids)
@@ -439,15 +439,27 @@ class TrackingRepository:
                 .where(RunRow.id.in_(ids))
             )
         }
+        # Plain column tuples, not ORM objects: a page of runs is thousands of rows.
         params: dict[str, dict[str, str]] = {i: {} for i in ids}
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         metrics: dict[str, dict[str, Metric]] = {i: {} for i in ids}
-        for p in s.scalars(select(ParamRow).where(ParamRow.run_id.in_(ids))):
-            params[p.run_id][p.key] = p.value
-        for t in s.scalars(select(RunTagRow).where(RunTagRow.run_id.in_(ids))):
-            tags[t.run_id][t.key] = t.value
-        for m in s.scalars(select(LatestMetricRow).where(LatestMetricRow.run_id.in_(ids))):
-            metrics[m.run_id][m.key] = Metric(m.key, _metric_value(m), m.step, m.timestamp_ms)
+        for run_id, key, value in s.execute(
+            select(ParamRow.run_id, ParamRow.key, ParamRow.value).where(ParamRow.run_id.in_(ids))
+        ):
+            params[run_id][key] = value
+        for run_id, key, value in s.execute(
+            select(RunTagRow.run_id, RunTagRow.key, RunTagRow.value).where(
+                RunTagRow.run_id.in_(ids)
+            )
+        ):
+            tags[run_id][key] = value
+        m = LatestMetricRow
+        for run_id, key, value, is_nan, step, ts in s.execute(
+            select(m.run_id, m.key, m.value, m.is_nan, m.step, m.timestamp_ms).where(
+                m.run_id.in_(ids)
+            )
+        ):
+            metrics[run_id][key] = Metric(key, math.nan if is_nan else value, step, ts)
         out = []
         for run_id in ids:
             row, project = rows[run_id]

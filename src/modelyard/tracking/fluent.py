@@ -88,7 +88,7 @@ class _Session:
         self.client: ModelyardClient = connect(settings)
         self.experiment: Experiment | None = None
         self._lock = threading.RLock()
-        self._stack: list[ActiveRun] = []
+        self.stack: list[ActiveRun] = []
         atexit.register(self.close)
 
     def current_experiment(self) -> Experiment:
@@ -104,11 +104,11 @@ class _Session:
 
     def active(self) -> ActiveRun | None:
         with self._lock:
-            return self._stack[-1] if self._stack else None
+            return self.stack[-1] if self.stack else None
 
     def start_run(self, name: str | None, tags: dict[str, str] | None, nested: bool) -> ActiveRun:
         with self._lock:
-            parent = self._stack[-1] if self._stack else None
+            parent = self.stack[-1] if self.stack else None
             if parent is not None and not nested:
                 raise InvalidInput(
                     f"run {parent.name} is already active: end it first, or pass nested=True"
@@ -123,16 +123,16 @@ class _Session:
             sender = connect(self.settings)
             logger = BatchLogger(run.id, sender.log_batch)
             active = ActiveRun(self, run, logger, sender)
-            self._stack.append(active)
+            self.stack.append(active)
             return active
 
     def end_run(self, active: ActiveRun, status: RunStatus) -> None:
         with self._lock:
-            children = self._stack[self._stack.index(active) + 1 :] if active in self._stack else []
+            children = self.stack[self.stack.index(active) + 1 :] if active in self.stack else []
             for child in reversed(children):
                 self.end_run(child, status)
-            if active in self._stack:
-                self._stack.remove(active)
+            if active in self.stack:
+                self.stack.remove(active)
         try:
             active.close_logger(EXIT_FLUSH_TIMEOUT_S)
         finally:
@@ -197,7 +197,10 @@ def active_run() -> ActiveRun | None:
 def log_metric(key: str, value: float, step: int = 0, timestamp_ms: int | None = None) -> None:
     """Buffer one metric value; returns at once (see ``flush``)."""
     ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-    _run_or_start().logger.log_metric(key, value, step, ts)
+    session = _session  # the hot path of a training loop: no locks when a run is open
+    stack = session.stack if session is not None else None
+    active = stack[-1] if stack else _run_or_start()
+    active.logger.log_metric(key, value, step, ts)
 
 
 def log_metrics(metrics: dict[str, float], step: int = 0) -> None:

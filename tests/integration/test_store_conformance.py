@@ -11,13 +11,14 @@ import pytest
 from modelyard.core.clock import FakeClock
 from modelyard.store import MetadataStore, open_store
 from modelyard.testing.postgres import PostgresServer
+from modelyard.testing.registry_suite import RegistryStoreConformance
 from modelyard.testing.store_suite import MetadataStoreConformance
 from modelyard.testing.tracking_suite import TrackingStoreConformance
 
 _db_numbers = itertools.count()
 
 
-class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance):
+class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance, RegistryStoreConformance):
     @pytest.fixture
     def metadata_store(self, tmp_path: Path, fake_clock: FakeClock) -> Iterator[MetadataStore]:
         store = open_store(f"sqlite:///{tmp_path / 'meta.db'}", fake_clock)
@@ -33,7 +34,9 @@ class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance):
         assert timeout == 30_000
 
 
-class TestPostgresStore(MetadataStoreConformance, TrackingStoreConformance):
+class TestPostgresStore(
+    MetadataStoreConformance, TrackingStoreConformance, RegistryStoreConformance
+):
     @pytest.fixture
     def metadata_store(
         self, pg_server: PostgresServer, fake_clock: FakeClock

@@ -16,6 +16,7 @@ from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.entities import IssuedToken
+from modelyard.registry._service import RegistryService
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
 from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
@@ -26,6 +27,7 @@ from modelyard.server.routes import (
     mlflow_experiments,
     mlflow_runs,
     projects,
+    registry,
     system,
     tokens,
     tracking,
@@ -44,6 +46,7 @@ ROUTERS = (
     audit.api,
     artifacts.api,
     tracking.api,
+    registry.api,
     mlflow_experiments.api,
     mlflow_runs.api,
     mlflow_artifacts.api,
@@ -70,6 +73,7 @@ def build_context(
         blobs=blobs,
         auth=AuthService(store.auth, clock),
         tracking=TrackingService(store.tracking, clock),
+        registry=RegistryService(store.registry, store.tracking, store.artifacts, blobs),
         metrics_registry=CollectorRegistry(),
     )
 

@@ -11,6 +11,7 @@ from modelyard.artifacts import BlobStore
 from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
+from modelyard.registry._service import RegistryService
 from modelyard.store import MetadataStore
 from modelyard.tracking._service import TrackingService
 
@@ -23,6 +24,7 @@ class AppContext:
     blobs: BlobStore
     auth: AuthService
     tracking: TrackingService
+    registry: RegistryService
     metrics_registry: CollectorRegistry
 
 

@@ -119,7 +119,7 @@ class ApiRouter:
         status_code: int = 200,
         **kwargs: Any,
     ) -> Callable[[F], F]:
-        if permission.scope is Scope.PROJECT and "{project}" not in path:
+        if permission.scope is Scope.PROJECT and "{project}" not in self.prefix + path:
             raise ValueError(f"{method} {path}: a project-scoped route needs a {{project}} param")
 
         def decorate(fn: F) -> F:

@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from modelyard.core.entities import ArtifactEntry
-from modelyard.core.errors import Conflict, NotFound
+from modelyard.core.errors import AlreadyExists, Conflict, NotFound
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel, version_namespace
 from modelyard.store._schema import (
     AliasHistoryRow,
@@ -21,6 +21,8 @@ from modelyard.store._schema import (
     RegisteredModelTagRow,
 )
 from modelyard.store._sql import SqlStore
+
+_CREATE_ATTEMPTS = 5
 
 
 class RegistryRepository:
@@ -58,6 +60,10 @@ class RegistryRepository:
         s.add(row)
         s.flush()
         return row
+
+    def model_id(self, project: str, name: str) -> int:
+        with self._store.read() as s:
+            return _model_row(s, project, name).id
 
     def get_model(self, project: str, name: str) -> RegisteredModel:
         with self._store.read() as s:
@@ -114,8 +120,34 @@ class RegistryRepository:
         """Register the next version of ``name`` (created if new), files included, atomically.
 
         Concurrent registrations are serialised on the model's row, so versions are
-        numbered 1, 2, 3 … with no gaps or duplicates.
+        numbered 1, 2, 3 … with no gaps or duplicates. When several writers create the
+        model itself at once, the losers retry against the winner's row.
         """
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                return self._create_version(
+                    project, name, source_run_id, source_uri, flavor, signature_json,
+                    package_digest, files, user, description, tags,
+                )  # fmt: skip
+            except AlreadyExists:
+                if attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _create_version(
+        self,
+        project: str,
+        name: str,
+        source_run_id: str | None,
+        source_uri: str,
+        flavor: str,
+        signature_json: str,
+        package_digest: str,
+        files: Sequence[ArtifactEntry],
+        user: str,
+        description: str,
+        tags: dict[str, str] | None,
+    ) -> ModelVersion:
         with self._store.transaction(f"model {name!r} was registered concurrently") as s:
             model = _find_model_row(s, project, name, for_update=True)
             if model is None:

@@ -454,12 +454,12 @@ class TrackingRepository:
         ):
             tags[run_id][key] = value
         m = LatestMetricRow
-        for run_id, key, value, is_nan, step, ts in s.execute(
+        for run_id, key, number, is_nan, step, ts in s.execute(
             select(m.run_id, m.key, m.value, m.is_nan, m.step, m.timestamp_ms).where(
                 m.run_id.in_(ids)
             )
         ):
-            metrics[run_id][key] = Metric(key, math.nan if is_nan else value, step, ts)
+            metrics[run_id][key] = Metric(key, math.nan if is_nan else number, step, ts)
         out = []
         for run_id in ids:
             row, project = rows[run_id]

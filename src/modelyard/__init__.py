@@ -11,6 +11,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+_REGISTRY_SDK = ("get_version", "load_model", "log_model", "register_model", "set_alias")
 _SDK = (
     "ActiveRun",
     "active_run",
@@ -29,12 +30,13 @@ _SDK = (
     "start_run",
 )
 
-__all__ = ["__version__", *_SDK]
+__all__ = ["__version__", *_SDK, *_REGISTRY_SDK]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SDK:
-        value = getattr(importlib.import_module("modelyard.tracking.fluent"), name)
+    if name in _SDK or name in _REGISTRY_SDK:
+        module = "modelyard.tracking.fluent" if name in _SDK else "modelyard.registry.fluent"
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # later lookups skip this function
         return value
     raise AttributeError(f"module 'modelyard' has no attribute {name!r}")

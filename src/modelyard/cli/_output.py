@@ -24,7 +24,9 @@ JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(value).items()}
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):  # a NamedTuple
+        return {k: _plain(v) for k, v in value._asdict().items()}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dict):

@@ -10,6 +10,7 @@ import typer
 from modelyard import __version__
 from modelyard.cli._artifact_cmds import artifact_app
 from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
+from modelyard.cli._autoscale_cmds import autoscale_app
 from modelyard.cli._context import settings_of
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
@@ -29,6 +30,7 @@ app.add_typer(project_app, name="project")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(artifact_app, name="artifact")
+app.add_typer(autoscale_app, name="autoscale")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 

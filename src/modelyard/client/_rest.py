@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from modelyard.artifacts import validate_logical_path
+from modelyard.client._registry_rest import RegistryCalls
 from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
     ArtifactEntry,
@@ -61,7 +62,7 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient(TrackingCalls):
+class ModelyardClient(TrackingCalls, RegistryCalls):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised
@@ -241,9 +242,20 @@ class ModelyardClient(TrackingCalls):
 
     def download_artifact(self, project: str, path: str, dest: Path) -> ArtifactEntry:
         """Download to ``dest`` atomically; raises IntegrityError if the digest differs."""
-        url = _artifact_url(project, path)
+        entry = self.download_to(_artifact_url(project, path), dest)
+        return ArtifactEntry(path, entry.digest, entry.size)
+
+    def download_to(
+        self, url: str, dest: Path, expected_digest: str | None = None
+    ) -> ArtifactEntry:
+        """GET an artifact URL into ``dest``; the file appears only if its sha256 is right.
+
+        The digest checked is ``expected_digest`` when given (what the caller recorded),
+        else the one the server announces in ``x-modelyard-digest``.
+        """
+        path = url.rsplit("/", 1)[-1]
         response = self._send(self._http.build_request("GET", url), stream=True)
-        expected = response.headers.get(DIGEST_HEADER, "")
+        expected = expected_digest or response.headers.get(DIGEST_HEADER, "")
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
         digest, size = hashlib.sha256(), 0
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,10 @@ class _Requester(Protocol):
     def request(self, method: str, path: str, **kwargs: Any) -> Any: ...
 
     def put_to(self, url: str, source: Path | bytes) -> ArtifactEntry: ...
+
+    def download_to(
+        self, url: str, dest: Path, expected_digest: str | None = None
+    ) -> ArtifactEntry: ...
 
 
 def _float(value: float | str) -> float:
@@ -130,22 +135,19 @@ class TrackingCalls:
 
     def log_batch(self: _Requester, run_id: str, batch: LogBatch) -> bool:
         """Send one batch; True if applied now, False if its batch_id was applied before."""
-        body = {
-            "batch_id": batch.batch_id,
-            "metrics": [
-                {
-                    "key": m.key,
-                    "value": wire_value(m.value),
-                    "step": m.step,
-                    "timestamp_ms": m.timestamp_ms,
-                }
-                for m in batch.metrics
-            ],
-            "params": dict(batch.params),
-            "tags": dict(batch.tags),
-        }
+        # Metrics are NamedTuples: json encodes them as [key, value, step, timestamp_ms]
+        # arrays in C, with NaN/Infinity as the tokens Python's json reads back.
+        body = json.dumps(
+            {
+                "batch_id": batch.batch_id,
+                "metrics": batch.metrics,
+                "params": dict(batch.params),
+                "tags": dict(batch.tags),
+            }
+        ).encode()
         url = f"/api/v1/runs/{quote(run_id, safe='')}/log-batch"
-        return bool(self.request("POST", url, json=body)["applied"])
+        headers = {"content-type": "application/json"}
+        return bool(self.request("POST", url, content=body, headers=headers)["applied"])
 
     def metric_history(self: _Requester, run_id: str, key: str) -> list[Metric]:
         url = f"/api/v1/runs/{quote(run_id, safe='')}/metrics/{quote(key)}"
@@ -191,3 +193,10 @@ class TrackingCalls:
     def list_run_artifacts(self: _Requester, run_id: str) -> list[ArtifactEntry]:
         data = self.request("GET", f"/api/v1/runs/{quote(run_id, safe='')}/artifacts")
         return [ArtifactEntry(d["path"], d["digest"], d["size"]) for d in data]
+
+    def download_run_artifact(
+        self: _Requester, run_id: str, entry: ArtifactEntry, dest: Path
+    ) -> ArtifactEntry:
+        """Download one run artifact; refused unless it has the listed digest."""
+        url = f"/api/v1/runs/{quote(run_id, safe='')}/artifacts/{quote(entry.path)}"
+        return self.download_to(url, dest, entry.digest)

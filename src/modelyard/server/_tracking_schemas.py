@@ -55,7 +55,10 @@ class MetricIn(Input):
 
 class LogBatchIn(Input):
     batch_id: str | None = Field(default=None, min_length=1, max_length=64)
-    metrics: list[MetricIn] = Field(default_factory=list, max_length=100_000)
+    # Each metric is an object, or the compact array [key, value, step, timestamp_ms].
+    metrics: list[MetricIn | tuple[str, float | str, int, int | None]] = Field(
+        default_factory=list, max_length=100_000
+    )
     params: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
 

@@ -45,7 +45,8 @@ class _Buffer:
 
     def take(self, limit: int) -> LogBatch:
         popleft = self.metrics.popleft
-        metrics = [Metric(*popleft()) for _ in range(min(limit, len(self.metrics)))]
+        make = Metric._make
+        metrics = [make(popleft()) for _ in range(min(limit, len(self.metrics)))]
         room = max(0, limit - len(metrics))
         params = list(self.params.items())[:room]
         for key, _ in params:
@@ -75,6 +76,7 @@ class BatchLogger:
         self._max_batch = max_batch
         self._max_backoff_s = max_backoff_s
         self._buffer = _Buffer()
+        self._metrics = self._buffer.metrics  # the hot path skips one attribute lookup
         self._cond = threading.Condition()
         self._in_flight = 0
         self._closing = False
@@ -88,7 +90,7 @@ class BatchLogger:
     # --- the training loop's side: never blocks on I/O ----------------------------------
 
     def log_metric(self, key: str, value: float, step: int, timestamp_ms: int) -> None:
-        metrics = self._buffer.metrics
+        metrics = self._metrics
         metrics.append((key, float(value), step, timestamp_ms))
         if len(metrics) >= self._max_batch:
             with self._cond:

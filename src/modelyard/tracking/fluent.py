@@ -196,11 +196,11 @@ def active_run() -> ActiveRun | None:
 
 def log_metric(key: str, value: float, step: int = 0, timestamp_ms: int | None = None) -> None:
     """Buffer one metric value; returns at once (see ``flush``)."""
-    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
     session = _session  # the hot path of a training loop: no locks when a run is open
-    stack = session.stack if session is not None else None
-    active = stack[-1] if stack else _run_or_start()
-    active.logger.log_metric(key, value, step, ts)
+    logger = session.stack[-1].logger if session and session.stack else _run_or_start().logger
+    logger.log_metric(
+        key, value, step, time.time_ns() // 1_000_000 if timestamp_ms is None else timestamp_ms
+    )
 
 
 def log_metrics(metrics: dict[str, float], step: int = 0) -> None:

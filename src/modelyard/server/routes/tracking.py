@@ -23,6 +23,7 @@ from modelyard.server._tracking_schemas import (
     ExperimentOut,
     LogBatchIn,
     LogBatchOut,
+    MetricIn,
     MetricOut,
     MetricPage,
     RunCreate,
@@ -144,21 +145,21 @@ def log_batch(
     tracking = app_context(request).tracking
     now_ms = tracking.now_ms()
     batch = LogBatch(
-        metrics=tuple(
-            Metric(
-                m.key,
-                parse_metric_value(m.value),
-                m.step,
-                now_ms if m.timestamp_ms is None else m.timestamp_ms,
-            )
-            for m in body.metrics
-        ),
+        metrics=tuple(_metric(m, now_ms) for m in body.metrics),
         params=tuple(body.params.items()),
         tags=tuple(body.tags.items()),
         batch_id=body.batch_id,
     )
     set_audit_target(request, f"run:{run_id} batch:{body.batch_id or '-'}")
     return LogBatchOut(applied=tracking.log_batch(caller, run_id, batch))
+
+
+def _metric(item: MetricIn | tuple[str, float | str, int, int | None], now_ms: int) -> Metric:
+    if isinstance(item, MetricIn):
+        key, value, step, ts = item.key, item.value, item.step, item.timestamp_ms
+    else:
+        key, value, step, ts = item
+    return Metric(key, parse_metric_value(value), step, now_ms if ts is None else ts)
 
 
 @api.route(

@@ -71,15 +71,31 @@ def log_model(
         manifest = save_model(
             model, package, flavor=flavor, input_example=input_example, source_run=active.id
         )
-        for file in sorted(p for p in package.rglob("*") if p.is_file()):
-            rel = file.relative_to(package).as_posix()
-            client.log_run_artifact(active.id, f"{prefix}/{rel}", file)
+        upload_package(client, active.id, package, prefix)
     version = (
         client.register_version(project, registered_model_name, active.id, prefix)
         if registered_model_name
         else None
     )
     return LoggedModel(active.id, prefix, manifest.flavor, version)
+
+
+def upload_package(client: ModelyardClient, run_id: str, package: Path, prefix: str) -> None:
+    """Upload every file of a package directory to a run, under ``prefix/``."""
+    for file in sorted(p for p in package.rglob("*") if p.is_file()):
+        client.log_run_artifact(run_id, f"{prefix}/{file.relative_to(package).as_posix()}", file)
+
+
+def fetch_version(client: ModelyardClient, version: ModelVersion, cache_root: Path) -> Path:
+    """The version's package directory in the cache, downloaded (and verified) if needed."""
+    target = cache_root / version.package_digest
+    if not target.is_dir():
+        _materialize(
+            list(version.files),
+            target,
+            lambda entry, dest: client.download_version_file(version, entry, dest),
+        )
+    return target
 
 
 def register_model(model_uri: str, name: str) -> ModelVersion:
@@ -116,28 +132,23 @@ def load_model(model_uri: str) -> LoadedModel:
     cache = fluent._get().settings.home / "cache" / "models"
     if model_uri.startswith("models:/"):
         version = get_version(model_uri)
-        files = list(version.files)
-        key = version.package_digest
+        expected = {f.path: f.digest for f in version.files if f.path != MANIFEST_FILE}
+        return load_package(fetch_version(client, version, cache), expected_files=expected)
+    match = _RUNS_URI.match(model_uri)
+    if match is None:
+        raise InvalidInput(f"unsupported model URI {model_uri!r}: use models:/ or runs:/")
+    run_id, prefix = match["run"], match["path"].strip("/") + "/"
+    listed = [e for e in client.list_run_artifacts(run_id) if e.path.startswith(prefix)]
+    manifest = next((e for e in listed if e.path == prefix + MANIFEST_FILE), None)
+    if manifest is None:
+        raise InvalidInput(f"{model_uri} has no {MANIFEST_FILE}: not a model package")
+    files = [ArtifactEntry(e.path[len(prefix) :], e.digest, e.size) for e in listed]
+    key = manifest.digest
 
-        def fetch(entry: ArtifactEntry, dest: Path) -> None:
-            client.download_version_file(version, entry, dest)
-
-    else:
-        match = _RUNS_URI.match(model_uri)
-        if match is None:
-            raise InvalidInput(f"unsupported model URI {model_uri!r}: use models:/ or runs:/")
-        run_id, prefix = match["run"], match["path"].strip("/") + "/"
-        listed = [e for e in client.list_run_artifacts(run_id) if e.path.startswith(prefix)]
-        manifest = next((e for e in listed if e.path == prefix + MANIFEST_FILE), None)
-        if manifest is None:
-            raise InvalidInput(f"{model_uri} has no {MANIFEST_FILE}: not a model package")
-        files = [ArtifactEntry(e.path[len(prefix) :], e.digest, e.size) for e in listed]
-        key = manifest.digest
-
-        def fetch(entry: ArtifactEntry, dest: Path) -> None:
-            client.download_run_artifact(
-                run_id, ArtifactEntry(prefix + entry.path, entry.digest, entry.size), dest
-            )
+    def fetch(entry: ArtifactEntry, dest: Path) -> None:
+        client.download_run_artifact(
+            run_id, ArtifactEntry(prefix + entry.path, entry.digest, entry.size), dest
+        )
 
     target = cache / key
     if not target.is_dir():
@@ -147,7 +158,7 @@ def load_model(model_uri: str) -> LoadedModel:
 
 
 def _materialize(
-    files: list[ArtifactEntry], target: Path, fetch: Callable[[ArtifactEntry, Path], None]
+    files: list[ArtifactEntry], target: Path, fetch: Callable[[ArtifactEntry, Path], object]
 ) -> None:
     """Download every file into a temporary directory, then rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,7 @@ class BatchLogger:
         send: SendBatch,
         *,
         flush_interval_s: float = 1.0,
-        max_batch: int = 5000,
+        max_batch: int = 10_000,
         max_backoff_s: float = 10.0,
     ) -> None:
         self.run_id = run_id

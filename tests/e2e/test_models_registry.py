@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from modelyard.client import ModelyardClient
 from modelyard.core.errors import Conflict
 from modelyard.testing.cli_runner import run_cli
 from modelyard.testing.server_process import ServerProcess
-from modelyard.tracking import fluent
 
 pytestmark = pytest.mark.slow
 
@@ -35,16 +33,6 @@ LOADER = textwrap.dedent(
     print(json.dumps(model.predict(X).tolist()))
     """
 )
-
-
-@pytest.fixture
-def sdk(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
-    monkeypatch.setenv("MODELYARD_HOME", str(server.home))
-    monkeypatch.setenv("MODELYARD_TRACKING_URI", server.uri)
-    monkeypatch.delenv("MODELYARD_TOKEN", raising=False)
-    fluent._reset_for_tests()
-    yield server
-    fluent._reset_for_tests()
 
 
 def _predict_in_fresh_process(server: ServerProcess, uri: str, home: Path) -> object:

@@ -9,7 +9,6 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,19 +19,8 @@ from modelyard.client import ModelyardClient
 from modelyard.core.errors import InvalidInput
 from modelyard.core.tracking import LogBatch, Metric, RunStatus
 from modelyard.testing.server_process import ServerProcess, running_server
-from modelyard.tracking import fluent
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sdk(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[ServerProcess]:
-    monkeypatch.setenv("MODELYARD_HOME", str(server.home))
-    monkeypatch.setenv("MODELYARD_TRACKING_URI", server.uri)
-    monkeypatch.delenv("MODELYARD_TOKEN", raising=False)
-    fluent._reset_for_tests()
-    yield server
-    fluent._reset_for_tests()
 
 
 def test_the_sdk_walkthrough(sdk: ServerProcess, tmp_path: Path) -> None:

@@ -61,29 +61,30 @@ class SqlStore:
 
         A unique-constraint violation becomes AlreadyExists(conflict_message).
         """
-        session = self._sessions()
-        try:
-            yield session
-            session.commit()
-        except SqlIntegrityError as exc:
-            session.rollback()
-            raise AlreadyExists(conflict_message) from exc
-        except OperationalError as exc:
-            session.rollback()
-            raise Unavailable(f"metadata store error: {exc.orig}") from exc
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        with self._session(self._sessions, commit=True, conflict_message=conflict_message) as s:
+            yield s
 
     @contextmanager
     def read(self) -> Iterator[Session]:
         """A session for reads only: on SQLite it never takes the write lock."""
-        session = self._read_sessions()
+        with self._session(self._read_sessions, commit=False, conflict_message="") as s:
+            yield s
+
+    @staticmethod
+    @contextmanager
+    def _session(
+        factory: sessionmaker[Session], *, commit: bool, conflict_message: str
+    ) -> Iterator[Session]:
+        session = factory()
         try:
             yield session
+            if commit:
+                session.commit()
+            else:
+                session.rollback()
+        except SqlIntegrityError as exc:
             session.rollback()
+            raise AlreadyExists(conflict_message) from exc
         except OperationalError as exc:
             session.rollback()
             raise Unavailable(f"metadata store error: {exc.orig}") from exc

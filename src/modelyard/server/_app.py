@@ -25,6 +25,8 @@ from modelyard.server.routes import (
     audit,
     mlflow_artifacts,
     mlflow_experiments,
+    mlflow_logged_models,
+    mlflow_registry,
     mlflow_runs,
     projects,
     registry,
@@ -49,6 +51,8 @@ ROUTERS = (
     registry.api,
     mlflow_experiments.api,
     mlflow_runs.api,
+    mlflow_logged_models.api,
+    mlflow_registry.api,
     mlflow_artifacts.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0

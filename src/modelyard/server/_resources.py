@@ -2,13 +2,14 @@
 
 Ids are looked for where the native and the MLflow APIs put them: path parameters,
 then query parameters, then the JSON body (``run_id``/``run_uuid``, ``experiment_id``,
-``experiment_ids``).
+``experiment_ids``, ``model_id``, an MLflow artifact ``path``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
@@ -60,36 +61,80 @@ def _experiment_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
     return {ctx.store.tracking.project_of_experiment(_experiment_id(i)) for i in ids}
 
 
-def split_run_artifact_path(path: str) -> tuple[str, str, str]:
-    """Split an MLflow artifact path ``<experiment_id>/<run_id>/artifacts[/<relative>]``.
+@dataclass(frozen=True)
+class MlflowArtifactPath:
+    """Where an MLflow artifact path points.
+
+    ``kind`` is ``run`` (``<experiment_id>/<run_id>/artifacts/<relative>``),
+    ``logged_model`` (``<experiment_id>/models/<model_id>/artifacts/<relative>``) or
+    ``registry`` (``registry/<project>/<model>/<version>/<relative>``, a registered
+    version's files, read-only). ``owner`` is the run id, the logged model id or the
+    project; ``experiment_id`` is ``""`` for the registry; ``relative`` is ``""`` for
+    the root.
+    """
+
+    kind: str
+    owner: str
+    experiment_id: str
+    relative: str
+    model: str = ""
+    version: str = ""
+
+
+REGISTRY_ARTIFACT_ROOT = "registry"
+
+
+def parse_mlflow_artifact_path(path: str) -> MlflowArtifactPath:
+    """Parse the path after ``/api/2.0/mlflow-artifacts/artifacts/``.
 
     Args:
-        path: The path after ``/api/2.0/mlflow-artifacts/artifacts/``.
+        path: An artifact path, as the ``mlflow-artifacts:/`` URIs the server hands out.
 
     Returns:
-        ``(experiment_id, run_id, relative)``; ``relative`` is ``""`` for the run's root.
+        Its parts.
 
     Raises:
-        InvalidInput: the path does not name a run's artifacts.
+        InvalidInput: the path has none of the three shapes.
     """
-    parts = path.strip("/").split("/", 3)
-    if len(parts) < 3 or not parts[0].isdigit() or not parts[1] or parts[2] != "artifacts":
-        raise InvalidInput(
-            f"invalid artifact path {path!r}: expected <experiment_id>/<run_id>/artifacts/..."
+    parts = path.strip("/").split("/")
+    if parts[0] == REGISTRY_ARTIFACT_ROOT and len(parts) >= 4 and all(parts[1:4]):
+        project, model, version = parts[1:4]
+        return MlflowArtifactPath(
+            "registry", project, "", "/".join(parts[4:]), model=model, version=version
         )
-    return parts[0], parts[1], parts[3] if len(parts) == 4 else ""
+    if len(parts) >= 4 and parts[0].isdigit() and parts[1] == "models" and parts[3] == "artifacts":
+        return MlflowArtifactPath("logged_model", parts[2], parts[0], "/".join(parts[4:]))
+    if len(parts) >= 3 and parts[0].isdigit() and parts[1] and parts[2] == "artifacts":
+        return MlflowArtifactPath("run", parts[1], parts[0], "/".join(parts[3:]))
+    raise InvalidInput(
+        f"invalid artifact path {path!r}: expected <experiment_id>/<run_id>/artifacts/..., "
+        "<experiment_id>/models/<model_id>/artifacts/... or "
+        "registry/<project>/<model>/<version>/..."
+    )
 
 
 def _artifact_path_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
     path = fields.get("path")
     if not isinstance(path, str) or not path:
         raise InvalidInput("the request must name an artifact path: path is missing")
-    _experiment, run_id, _relative = split_run_artifact_path(path)
-    return {ctx.store.tracking.project_of_run(run_id)}
+    where = parse_mlflow_artifact_path(path)
+    if where.kind == "registry":
+        return {where.owner}
+    if where.kind == "logged_model":
+        return {ctx.store.logged_models.project_of(where.owner)}
+    return {ctx.store.tracking.project_of_run(where.owner)}
+
+
+def _logged_model_projects(ctx: AppContext, fields: dict[str, Any]) -> set[str]:
+    model_id = fields.get("model_id")
+    if not isinstance(model_id, str) or not model_id:
+        raise InvalidInput("the request must name a logged model: model_id is missing")
+    return {ctx.store.logged_models.project_of(model_id)}
 
 
 RESOLVERS: dict[str, Resolver] = {
     "run": _run_projects,
     "experiment": _experiment_projects,
     "artifact_path": _artifact_path_projects,
+    "logged_model": _logged_model_projects,
 }

@@ -6,6 +6,7 @@ from modelyard.core.clock import Clock
 from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
+from modelyard.store._logged_model_repo import LoggedModelRepository
 from modelyard.store._registry_repo import RegistryRepository
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_repo import TrackingRepository
@@ -30,6 +31,7 @@ class MetadataStore:
         self.artifacts = ArtifactIndexRepository(sql)
         self.tracking = TrackingRepository(sql)
         self.registry = RegistryRepository(sql)
+        self.logged_models = LoggedModelRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

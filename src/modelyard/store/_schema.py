@@ -285,3 +285,44 @@ class AliasHistoryRow(Base):
     to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     user: Mapped[str] = mapped_column(String(128))
     timestamp_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- MLflow 3 logged models -------------------------------------------------------------
+
+
+class LoggedModelRow(Base):
+    """An MLflow 3 logged model; its files are in artifact namespace ``logged-model:<id>``."""
+
+    __tablename__ = "logged_models"
+    __table_args__ = (Index("ix_logged_models_experiment_name", "experiment_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(256))
+    model_type: Mapped[str] = mapped_column(String(256), default="")
+    source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    status: Mapped[str] = mapped_column(String(32))
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    user: Mapped[str] = mapped_column(String(128))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LoggedModelTagRow(Base):
+    __tablename__ = "logged_model_tags"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LoggedModelParamRow(Base):
+    __tablename__ = "logged_model_params"
+
+    model_id: Mapped[str] = mapped_column(
+        ForeignKey("logged_models.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

@@ -21,6 +21,7 @@ VIEWER_MAY = {
     "mlflow.experiment.search",
     "mlflow.run.search",
     "mlflow.logged_model.search",
+    "mlflow.registered_model.latest_versions",
 }
 
 
@@ -41,11 +42,21 @@ def _existing_ids(api: Api) -> dict[str, str]:
     """Ids of real resources, so resource-scoped routes reach their permission check."""
     caller = api.ctx.auth.authenticate(api.admin_token)
     run = api.ctx.tracking.create_run(caller, 0, name="probe")
+    logged_model = api.ctx.store.logged_models.create(
+        experiment_id=0,
+        name="probe",
+        model_type="",
+        source_run_id=run.id,
+        user=caller.user,
+        tags={},
+        params={},
+    )
     return {
         "project": "default",
         "token_id": "0" * 16,
         "experiment_id": "0",
         "run_id": run.id,
+        "model_id": logged_model.id,
     }
 
 

@@ -1,8 +1,12 @@
 """MLflow's artifact proxy (``/api/2.0/mlflow-artifacts/artifacts``) over the blob store.
 
-Paths are ``<experiment_id>/<run_id>/artifacts/<relative path>``, as in the
-``mlflow-artifacts:/`` URIs the tracking routes hand out. Files land in the run's
-artifact namespace (``run_artifact_namespace``), so the native SDK sees them too.
+Paths are those of the ``mlflow-artifacts:/`` URIs the server hands out:
+``<experiment_id>/<run_id>/artifacts/<relative path>`` (a run's files, in the run's
+artifact namespace, so the native SDK sees them too),
+``<experiment_id>/models/<model_id>/artifacts/<relative path>`` (an MLflow 3 logged
+model's files, namespace ``logged-model:<model_id>``) and
+``registry/<project>/<model>/<version>/<relative path>`` (a registered version's MLflow
+model directory, read-only).
 Uploads and downloads share the native artifact routes' streaming code.
 """
 
@@ -15,14 +19,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from modelyard.artifacts import validate_logical_path
 from modelyard.auth import on_resource
 from modelyard.core.entities import ArtifactEntry, Role
-from modelyard.core.errors import NotFound
+from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.models import version_namespace
 from modelyard.core.tracking import run_artifact_namespace
 from modelyard.server._context import app_context
-from modelyard.server._resources import split_run_artifact_path
+from modelyard.server._resources import parse_mlflow_artifact_path
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
 from modelyard.server.routes._mlflow_http import answer
 from modelyard.server.routes._mlflow_schemas import JsonObject
 from modelyard.server.routes.artifacts import download_from_namespace, upload_to_namespace
+from modelyard.store._logged_model_repo import logged_model_namespace
+
+MLFLOW_MODEL_DIR = "mlflow_model"  # where an mlflow-flavor package keeps the model directory
 
 api = ApiRouter("/api/2.0/mlflow-artifacts", tags=["mlflow"])
 
@@ -30,15 +38,48 @@ ARTIFACT_VIEWER = on_resource("artifact_path", Role.VIEWER)
 ARTIFACT_EDITOR = on_resource("artifact_path", Role.EDITOR)
 
 
-def _locate(request: Request, path: str, *, file: bool) -> tuple[str, str]:
-    """(namespace, relative path) of ``path``, after checking that the run is there."""
-    experiment_id, run_id, relative = split_run_artifact_path(path)
-    run = app_context(request).tracking.get_run(current_principal(request), run_id)
-    if str(run.experiment_id) != experiment_id:
-        raise NotFound(f"run {run_id} is not in experiment {experiment_id}")
+def _locate(request: Request, path: str, *, file: bool, write: bool = False) -> tuple[str, str]:
+    """(namespace, path in it) of ``path``, after checking that its owner is there.
+
+    Raises:
+        NotFound: the run, logged model or version does not exist (where the path says).
+        InvalidInput: the path is malformed, or ``write`` into a registered version.
+    """
+    where = parse_mlflow_artifact_path(path)
+    relative = where.relative
     if file or relative:
         relative = validate_logical_path(relative)
-    return run_artifact_namespace(run_id), relative
+    if where.kind == "registry":
+        if write:
+            raise InvalidInput("the files of a registered model version cannot be changed")
+        namespace, root = _version_files(request, where.owner, where.model, where.version)
+        return namespace, root + relative
+    ctx = app_context(request)
+    if where.kind == "logged_model":
+        model = ctx.store.logged_models.get(where.owner)
+        if str(model.experiment_id) != where.experiment_id:
+            raise NotFound(f"logged model {model.id} is not in experiment {where.experiment_id}")
+        return logged_model_namespace(model.id), relative
+    run = ctx.tracking.get_run(current_principal(request), where.owner)
+    if str(run.experiment_id) != where.experiment_id:
+        raise NotFound(f"run {run.id} is not in experiment {where.experiment_id}")
+    return run_artifact_namespace(run.id), relative
+
+
+def _version_files(request: Request, project: str, name: str, version: str) -> tuple[str, str]:
+    """A registered version's namespace and the folder served as its root.
+
+    For a version of flavor ``mlflow`` the root is the MLflow model directory
+    (``mlflow_model/``), which is what MLflow's client downloads; otherwise the package.
+    """
+    if not version.isdigit():
+        raise InvalidInput(f"invalid version {version!r}: must be a positive integer")
+    ctx = app_context(request)
+    found = ctx.registry.get_version(current_principal(request), project, name, int(version))
+    namespace = version_namespace(ctx.store.registry.model_id(project, name), found.version)
+    if any(f.path == f"{MLFLOW_MODEL_DIR}/MLmodel" for f in found.files):
+        return namespace, f"{MLFLOW_MODEL_DIR}/"
+    return namespace, ""
 
 
 def list_one_level(entries: list[ArtifactEntry], directory: str) -> list[JsonObject]:
@@ -73,17 +114,19 @@ def list_one_level(entries: list[ArtifactEntry], directory: str) -> list[JsonObj
 )
 async def put_artifact(path: str, request: Request) -> JSONResponse:
     """Store the raw request body at ``path``, replacing an earlier file there."""
-    namespace, relative = await anyio.to_thread.run_sync(lambda: _locate(request, path, file=True))
+    namespace, relative = await anyio.to_thread.run_sync(
+        lambda: _locate(request, path, file=True, write=True)
+    )
     await upload_to_namespace(request, namespace, relative)
     return answer()
 
 
 @api.route("GET", "/artifacts", permission=ARTIFACT_VIEWER, action="mlflow.artifact.list")
 def list_artifacts(request: Request, path: str = Query(min_length=1)) -> JSONResponse:
-    """Answer ``{files: [{path, is_dir, file_size}]}`` for one folder level of a run."""
+    """Answer ``{files: [{path, is_dir, file_size}]}`` for one folder level."""
     namespace, relative = _locate(request, path, file=False)
     entries = app_context(request).store.artifacts.list(namespace, relative)
-    return answer({"files": list_one_level(entries, relative)})
+    return answer({"files": list_one_level(entries, relative.rstrip("/"))})
 
 
 @api.route(
@@ -108,7 +151,7 @@ def get_artifact(path: str, request: Request) -> StreamingResponse:
 def delete_artifact(path: str, request: Request) -> JSONResponse:
     """Delete a file, or every file under a folder (as MLflow does)."""
     ctx = app_context(request)
-    namespace, relative = _locate(request, path, file=True)
+    namespace, relative = _locate(request, path, file=True, write=True)
     set_audit_target(request, f"{namespace}/{relative}")
     doomed = [
         e.path

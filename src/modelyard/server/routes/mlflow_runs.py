@@ -19,7 +19,6 @@ from modelyard.server.routes._mlflow_schemas import (
     MAX_BATCH_ITEMS,
     CreateRunBody,
     DatasetInputsBody,
-    ExperimentsRef,
     LogBatchBody,
     LogMetricBody,
     LogParamBody,
@@ -228,21 +227,3 @@ def log_outputs(
 ) -> JSONResponse:
     """Accept MLflow 3 logged-model outputs; they are not recorded yet (a known gap)."""
     return _accept_unrecorded(request, body)
-
-
-@api.route(
-    "POST",
-    "/logged-models/search",
-    permission=EXPERIMENT_VIEWER,
-    action="mlflow.logged_model.search",
-)
-def search_logged_models(
-    request: Request, body: ExperimentsRef = Depends(json_body(ExperimentsRef))
-) -> JSONResponse:
-    """Answer ``{models: []}``: MLflow 3 logged models are not stored yet.
-
-    The client asks this when it lists a sub-folder of a run's artifacts (a folder may be
-    a logged model); an empty answer lists the run's own files only.
-    """
-    del request, body  # the permission check already proved the experiments exist
-    return answer({"models": []})

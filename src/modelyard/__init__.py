@@ -12,6 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _REGISTRY_SDK = ("get_version", "load_model", "log_model", "register_model", "set_alias")
+_DATA_SDK = ("log_dataset", "use_dataset")
 _SDK = (
     "ActiveRun",
     "active_run",
@@ -30,12 +31,13 @@ _SDK = (
     "start_run",
 )
 
-__all__ = ["__version__", *_SDK, *_REGISTRY_SDK]
+__all__ = ["__version__", *_SDK, *_REGISTRY_SDK, *_DATA_SDK]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SDK or name in _REGISTRY_SDK:
+    if name in _SDK or name in _REGISTRY_SDK or name in _DATA_SDK:
         module = "modelyard.tracking.fluent" if name in _SDK else "modelyard.registry.fluent"
+        module = "modelyard.data.fluent" if name in _DATA_SDK else module
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # later lookups skip this function
         return value

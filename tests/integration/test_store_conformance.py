@@ -10,6 +10,7 @@ import pytest
 
 from modelyard.core.clock import FakeClock
 from modelyard.store import MetadataStore, open_store
+from modelyard.testing.data_suite import DataStoreConformance
 from modelyard.testing.postgres import PostgresServer
 from modelyard.testing.registry_suite import RegistryStoreConformance
 from modelyard.testing.store_suite import MetadataStoreConformance
@@ -18,7 +19,12 @@ from modelyard.testing.tracking_suite import TrackingStoreConformance
 _db_numbers = itertools.count()
 
 
-class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance, RegistryStoreConformance):
+class TestSqliteStore(
+    MetadataStoreConformance,
+    TrackingStoreConformance,
+    RegistryStoreConformance,
+    DataStoreConformance,
+):
     @pytest.fixture
     def metadata_store(self, tmp_path: Path, fake_clock: FakeClock) -> Iterator[MetadataStore]:
         store = open_store(f"sqlite:///{tmp_path / 'meta.db'}", fake_clock)
@@ -35,7 +41,10 @@ class TestSqliteStore(MetadataStoreConformance, TrackingStoreConformance, Regist
 
 
 class TestPostgresStore(
-    MetadataStoreConformance, TrackingStoreConformance, RegistryStoreConformance
+    MetadataStoreConformance,
+    TrackingStoreConformance,
+    RegistryStoreConformance,
+    DataStoreConformance,
 ):
     @pytest.fixture
     def metadata_store(

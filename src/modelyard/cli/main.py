@@ -12,6 +12,7 @@ from modelyard.cli._artifact_cmds import artifact_app
 from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
 from modelyard.cli._autoscale_cmds import autoscale_app
 from modelyard.cli._context import settings_of
+from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._models_cmds import models_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
@@ -35,6 +36,8 @@ app.add_typer(autoscale_app, name="autoscale")
 app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.command("lineage")(lineage)
 
 
 @app.command()

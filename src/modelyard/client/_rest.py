@@ -13,6 +13,7 @@ from urllib.parse import quote
 import httpx
 
 from modelyard.artifacts import validate_logical_path
+from modelyard.client._data_rest import DataCalls
 from modelyard.client._registry_rest import RegistryCalls
 from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
@@ -62,7 +63,7 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient(TrackingCalls, RegistryCalls):
+class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised

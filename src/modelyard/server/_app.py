@@ -16,6 +16,8 @@ from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.entities import IssuedToken
+from modelyard.data._service import DataService
+from modelyard.lineage._service import LineageService
 from modelyard.registry._service import RegistryService
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
@@ -23,6 +25,8 @@ from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
 from modelyard.server.routes import (
     artifacts,
     audit,
+    data,
+    lineage,
     mlflow_artifacts,
     mlflow_experiments,
     mlflow_logged_models,
@@ -54,6 +58,8 @@ ROUTERS = (
     mlflow_logged_models.api,
     mlflow_registry.api,
     mlflow_artifacts.api,
+    data.api,
+    lineage.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 
@@ -79,6 +85,8 @@ def build_context(
         tracking=TrackingService(store.tracking, clock),
         registry=RegistryService(store.registry, store.tracking, store.artifacts, blobs),
         metrics_registry=CollectorRegistry(),
+        data=DataService(store.data, store.lineage, store.tracking, blobs),
+        lineage=LineageService(store.lineage, store.data, store.tracking),
     )
 
 

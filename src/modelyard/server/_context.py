@@ -11,6 +11,8 @@ from modelyard.artifacts import BlobStore
 from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
+from modelyard.data._service import DataService
+from modelyard.lineage._service import LineageService
 from modelyard.registry._service import RegistryService
 from modelyard.store import MetadataStore
 from modelyard.tracking._service import TrackingService
@@ -26,6 +28,8 @@ class AppContext:
     tracking: TrackingService
     registry: RegistryService
     metrics_registry: CollectorRegistry
+    data: DataService
+    lineage: LineageService
 
 
 def app_context(conn: HTTPConnection) -> AppContext:

@@ -6,6 +6,8 @@ from modelyard.core.clock import Clock
 from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
+from modelyard.store._data_repo import DataRepository
+from modelyard.store._lineage_repo import LineageRepository
 from modelyard.store._logged_model_repo import LoggedModelRepository
 from modelyard.store._registry_repo import RegistryRepository
 from modelyard.store._sql import SqlStore
@@ -31,6 +33,8 @@ class MetadataStore:
         self.artifacts = ArtifactIndexRepository(sql)
         self.tracking = TrackingRepository(sql)
         self.registry = RegistryRepository(sql)
+        self.data = DataRepository(sql)
+        self.lineage = LineageRepository(sql)
         self.logged_models = LoggedModelRepository(sql)
 
     def migrate(self) -> None:

@@ -326,3 +326,62 @@ class LoggedModelParamRow(Base):
     )
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# --- datasets and lineage ---------------------------------------------------------------
+
+
+class DatasetRow(Base):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DatasetVersionRow(Base):
+    """An immutable version; its files are in artifact namespace ``dataset-version:<id>``.
+
+    ``profile_json`` is the profile document of its tables (docs/data.md).
+    """
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "version"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    manifest_digest: Mapped[str] = mapped_column(String(64), index=True)
+    total_size: Mapped[int] = mapped_column(BigInteger)
+    file_count: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(Text, default="")
+    user: Mapped[str] = mapped_column(String(128))
+    source_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    profile_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class LineageEdgeRow(Base):
+    """A stored lineage edge between two typed nodes (``kind``, ``id``).
+
+    Edges point the way data flows: dataset_version -input-> run -output-> dataset_version,
+    run -produced-> model_version -serves-> deployment. ``produced`` edges of registered
+    versions are derived from ``model_versions.source_run_id`` and not stored here.
+    """
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        UniqueConstraint("src_kind", "src_id", "dst_kind", "dst_id", "edge_type"),
+        Index("ix_lineage_edges_dst", "dst_kind", "dst_id"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    src_kind: Mapped[str] = mapped_column(String(32))
+    src_id: Mapped[str] = mapped_column(String(128))
+    dst_kind: Mapped[str] = mapped_column(String(32))
+    dst_id: Mapped[str] = mapped_column(String(128))
+    edge_type: Mapped[str] = mapped_column(String(16))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)

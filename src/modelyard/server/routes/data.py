@@ -1,0 +1,181 @@
+"""/api/v1/projects/{project}/datasets: versioned datasets; /blobs: content-addressed uploads.
+
+``data add`` asks ``blobs/missing`` which contents the server lacks, PUTs only those to
+``blobs/{digest}`` (verified against the digest while streaming) and commits the version
+last, in one transaction, so an interrupted add leaves no version behind.
+"""
+
+from __future__ import annotations
+
+import anyio.to_thread
+from fastapi import Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from modelyard.artifacts import validate_digest, validate_logical_path
+from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, RUN_EDITOR, Principal
+from modelyard.core.entities import ArtifactEntry
+from modelyard.core.errors import IntegrityError, InvalidInput
+from modelyard.data._refs import parse_version, validate_dataset_name
+from modelyard.server._context import app_context
+from modelyard.server._data_schemas import (
+    BlobOut,
+    DatasetOut,
+    DatasetVersionOut,
+    DiffOut,
+    InputRecord,
+    MissingBlobsIn,
+    MissingBlobsOut,
+    VersionCommit,
+)
+from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
+from modelyard.server.routes.artifacts import (
+    DIGEST_HEADER,
+    download_from_namespace,
+    stream_request_into,
+)
+
+api = ApiRouter("/api/v1/projects/{project}", tags=["data"])
+
+
+def _ref(name: str, version: str) -> str:
+    validate_dataset_name(name)
+    number = parse_version(version)
+    return name if number is None else f"{name}@v{number}"
+
+
+@api.route("POST", "/blobs/missing", permission=PROJECT_EDITOR, action="blob.missing")
+def missing_blobs(
+    project: str,
+    body: MissingBlobsIn,
+    request: Request,
+    caller: Principal = Depends(current_principal),
+) -> MissingBlobsOut:
+    missing = app_context(request).data.missing_blobs(caller, project, body.digests)
+    return MissingBlobsOut(missing=missing)
+
+
+@api.route("PUT", "/blobs/{digest}", permission=PROJECT_EDITOR, action="blob.put", status_code=201)
+async def put_blob(project: str, digest: str, request: Request) -> BlobOut:
+    """Store a blob whose content must hash to ``digest`` (nothing is stored otherwise)."""
+    ctx = app_context(request)
+    validate_digest(digest)
+    header = request.headers.get(DIGEST_HEADER)
+    if header and header != digest:
+        raise InvalidInput(f"{DIGEST_HEADER} header {header!r} differs from the URL digest")
+    set_audit_target(request, f"blob:{digest}")
+    await anyio.to_thread.run_sync(ctx.store.auth.get_project, project)
+    try:
+        info = await stream_request_into(request, ctx.blobs, digest)
+    except IntegrityError as exc:
+        raise InvalidInput(f"body does not hash to {digest}: {exc}") from exc
+    return BlobOut(digest=info.digest, size=info.size)
+
+
+@api.route("GET", "/datasets", permission=PROJECT_VIEWER, action="dataset.list")
+def list_datasets(
+    project: str, request: Request, caller: Principal = Depends(current_principal)
+) -> list[DatasetOut]:
+    return [DatasetOut.of(d) for d in app_context(request).data.list_datasets(caller, project)]
+
+
+@api.route("GET", "/datasets/{name}/versions", permission=PROJECT_VIEWER, action="dataset.versions")
+def list_versions(
+    project: str, name: str, request: Request, caller: Principal = Depends(current_principal)
+) -> list[DatasetVersionOut]:
+    versions = app_context(request).data.list_versions(caller, project, name)
+    return [DatasetVersionOut.of(v) for v in versions]
+
+
+@api.route(
+    "POST", "/datasets/{name}/versions", permission=PROJECT_EDITOR, action="dataset.commit",
+    status_code=201,
+)  # fmt: skip
+def commit_version(
+    project: str,
+    name: str,
+    body: VersionCommit,
+    request: Request,
+    response: Response,
+    caller: Principal = Depends(current_principal),
+) -> DatasetVersionOut:
+    """Commit a version from uploaded blobs; 200 and ``created: false`` if unchanged."""
+    files = [ArtifactEntry(f.path, f.digest, f.size) for f in body.files]
+    version, created = app_context(request).data.commit_version(
+        caller, project, name, files, message=body.message, profile=body.profile,
+        run_id=body.run_id,
+    )  # fmt: skip
+    set_audit_target(request, f"dataset:{version.ref}{'' if created else ' (unchanged)'}")
+    if not created:
+        response.status_code = 200
+    return DatasetVersionOut.of(version, created)
+
+
+@api.route(
+    "GET", "/datasets/{name}/versions/{version}", permission=PROJECT_VIEWER, action="dataset.get"
+)
+def get_version(
+    project: str,
+    name: str,
+    version: str,
+    request: Request,
+    caller: Principal = Depends(current_principal),
+) -> DatasetVersionOut:
+    """A version (``v2``, ``2`` or ``latest``) with its files and profile."""
+    found = app_context(request).data.get_version(caller, project, _ref(name, version))
+    return DatasetVersionOut.of(found)
+
+
+@api.route(
+    "GET",
+    "/datasets/{name}/versions/{version}/files/{path:path}",
+    permission=PROJECT_VIEWER,
+    action="dataset.file",
+    response_class=StreamingResponse,
+)
+def get_file(
+    project: str,
+    name: str,
+    version: str,
+    path: str,
+    request: Request,
+    caller: Principal = Depends(current_principal),
+) -> StreamingResponse:
+    ctx = app_context(request)
+    namespace, _ = ctx.data.file_namespace(
+        caller, project, _ref(name, version), validate_logical_path(path)
+    )
+    return download_from_namespace(ctx, namespace, path)
+
+
+@api.route(
+    "POST",
+    "/datasets/{name}/versions/{version}/inputs",
+    permission=RUN_EDITOR,
+    action="dataset.input",
+    status_code=201,
+)
+def record_input(
+    project: str,
+    name: str,
+    version: str,
+    body: InputRecord,
+    request: Request,
+    caller: Principal = Depends(current_principal),
+) -> DatasetVersionOut:
+    """Record that a run read this version: editor of the run's project, viewer here."""
+    used = app_context(request).data.record_input(caller, project, _ref(name, version), body.run_id)
+    set_audit_target(request, f"dataset:{used.ref} run:{body.run_id}")
+    return DatasetVersionOut.of(used)
+
+
+@api.route("GET", "/dataset-diff", permission=PROJECT_VIEWER, action="dataset.diff")
+def diff_versions(
+    project: str,
+    request: Request,
+    old: str = Query(min_length=1, max_length=200),
+    new: str = Query(min_length=1, max_length=200),
+    caller: Principal = Depends(current_principal),
+) -> DiffOut:
+    """What changed from ``old`` to ``new`` (``name@vN`` references)."""
+    before, after, diff = app_context(request).data.diff(caller, project, old, new)
+    return DiffOut.of(before, after, diff)

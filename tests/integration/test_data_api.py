@@ -1,0 +1,191 @@
+"""The dataset API in process: blobs, versions, dedupe, diff, download, permissions, lineage."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+from modelyard.client import ModelyardClient
+from modelyard.core.entities import Role
+from modelyard.core.errors import InvalidInput, NotFound, PermissionDenied
+from modelyard.data._add import add_dataset, get_dataset
+from modelyard.testing.harness import Api
+
+
+class _InProcess(httpx.BaseTransport):
+    """Lets the real REST client talk to the app through the TestClient."""
+
+    def __init__(self, api: Api) -> None:
+        self._inner = api.client._transport
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()
+        response = self._inner.handle_request(request)
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=response.read()
+        )
+
+
+def _client(api: Api, token: str | None = None) -> ModelyardClient:
+    return ModelyardClient("http://testserver", token or api.admin_token, transport=_InProcess(api))
+
+
+def _write_table(path: Path, rows: int, offset: float = 0.0) -> None:
+    frame = pd.DataFrame(
+        {
+            "amount": [float(i) + offset for i in range(rows)],
+            "city": ["paris" if i % 3 else "rome" for i in range(rows)],
+        }
+    )
+    frame.to_parquet(path)
+
+
+def test_add_dedupe_show_diff_get(api: Api, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    _write_table(src / "t.parquet", 100)
+    (src / "notes.txt").write_text("hello")
+    cache = tmp_path / "hashes.sqlite"
+    with _client(api) as client:
+        first = add_dataset(client, "default", src, "credit", message="one", cache_path=cache)
+        assert first.created
+        assert first.version.ref == "credit@v1"
+        assert first.uploaded_files == 2
+        again = add_dataset(client, "default", src, "credit", cache_path=cache)
+        assert not again.created
+        assert again.version.version == 1
+        assert again.uploaded_files == 0
+        _write_table(src / "t.parquet", 120, offset=5)
+        (src / "extra.txt").write_text("new")
+        second = add_dataset(client, "default", src, "credit", cache_path=cache)
+        assert second.version.ref == "credit@v2"
+        assert second.uploaded_files == 2  # notes.txt is stored already
+
+        shown = client.get_dataset_version("default", "credit@v2")
+        table = shown.profile["tables"]["t.parquet"]
+        assert table["num_rows"] == 120
+        assert table["columns"]["amount"]["min"] == 5.0
+        assert [v.version for v in client.list_dataset_versions("default", "credit")] == [2, 1]
+        assert [d.latest_version for d in client.list_datasets("default")] == [2]
+
+        diff = client.diff_datasets("default", "credit@v1", "credit@latest")
+        assert [f["path"] for f in diff["added"]] == ["extra.txt"]
+        assert [c["path"] for c in diff["changed"]] == ["t.parquet"]
+        assert diff["unchanged"] == 1
+        assert diff["tables"][0]["rows"] == [100, 120]
+
+        out = tmp_path / "out"
+        get_dataset(client, client.get_dataset_version("default", "credit@v1"), out)
+        assert (out / "notes.txt").read_text() == "hello"
+        assert len(pd.read_parquet(out / "t.parquet")) == 100
+
+
+def test_bad_references_and_names_are_clear_errors(api: Api, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    with _client(api) as client:
+        for name in ("a/b", "a@b", ""):
+            with pytest.raises(InvalidInput, match="dataset name"):
+                add_dataset(client, "default", tmp_path / "f.txt", name)
+        with pytest.raises(InvalidInput, match="no such file"):
+            add_dataset(client, "default", tmp_path / "missing", "x")
+        add_dataset(client, "default", tmp_path / "f.txt", "f")
+        with pytest.raises(NotFound, match=r"no version v7 \(the latest is v1\)"):
+            client.get_dataset_version("default", "f@v7")
+        with pytest.raises(NotFound, match="dataset 'nope' does not exist"):
+            client.get_dataset_version("default", "nope@latest")
+        with pytest.raises(InvalidInput, match="invalid dataset version"):
+            client.get_dataset_version("default", "f@seven")
+    response = api.client.get(
+        "/api/v1/projects/default/datasets/f/versions/vx", headers=api.as_admin()
+    )
+    assert response.status_code == 400
+    assert "vx" in response.json()["message"]
+
+
+def test_commit_refuses_blobs_that_were_not_uploaded(api: Api) -> None:
+    body = {"files": [{"path": "a.txt", "digest": "a" * 64, "size": 3}]}
+    response = api.client.post(
+        "/api/v1/projects/default/datasets/d/versions", json=body, headers=api.as_admin()
+    )
+    assert response.status_code == 400
+    assert "'a.txt'" in response.json()["message"]
+    assert "not uploaded" in response.json()["message"]
+    assert api.ctx.store.data.list_datasets("default") == []
+
+
+def test_blob_upload_is_verified_against_its_digest(api: Api) -> None:
+    good = hashlib.sha256(b"data").hexdigest()
+    url = "/api/v1/projects/default/blobs/"
+    bad = api.client.put(url + good, content=b"other", headers=api.as_admin())
+    assert bad.status_code == 400
+    missing = api.client.post(
+        url + "missing", json={"digests": [good, good]}, headers=api.as_admin()
+    )
+    assert missing.json() == {"missing": [good]}
+    assert api.client.put(url + good, content=b"data", headers=api.as_admin()).status_code == 201
+    missing = api.client.post(url + "missing", json={"digests": [good]}, headers=api.as_admin())
+    assert missing.json() == {"missing": []}
+    invalid = api.client.post(url + "missing", json={"digests": ["xyz"]}, headers=api.as_admin())
+    assert invalid.status_code == 400
+
+
+def test_viewer_reads_and_gets_but_cannot_add(api: Api, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    with _client(api) as admin:
+        add_dataset(admin, "default", tmp_path / "f.txt", "f")
+    with _client(api, api.token_for("vera", Role.VIEWER)) as viewer:
+        version = viewer.get_dataset_version("default", "f")
+        get_dataset(viewer, version, tmp_path / "out")
+        assert (tmp_path / "out" / "f.txt").read_text() == "x"
+        with pytest.raises(PermissionDenied):
+            add_dataset(viewer, "default", tmp_path / "f.txt", "g")
+    with _client(api, api.token_for("ed", Role.EDITOR)) as editor:
+        assert add_dataset(editor, "default", tmp_path / "f.txt", "g").created
+
+
+def test_lineage_dataset_to_run_to_model_version(api: Api, tmp_path: Path) -> None:
+    (tmp_path / "f.txt").write_text("x")
+    caller = api.ctx.auth.authenticate(api.admin_token)
+    run = api.ctx.tracking.create_run(caller, 0, name="train")
+    with _client(api) as client:
+        add_dataset(client, "default", tmp_path / "f.txt", "raw")
+        client.record_dataset_input("default", "raw@v1", run.id)
+        client.record_dataset_input("default", "raw@v1", run.id)  # idempotent
+        (tmp_path / "g.txt").write_text("y")
+        add_dataset(client, "default", tmp_path / "g.txt", "features", run_id=run.id)
+    # A registered version derives its `produced` edge from source_run_id.
+    api.ctx.store.registry.create_version(
+        "default", "churn", source_run_id=run.id, source_uri="", flavor="sklearn",
+        signature_json="", package_digest="c" * 64, files=[], user="admin",
+    )  # fmt: skip
+    response = api.client.get(
+        "/api/v1/lineage/model/churn/1", params={"direction": "up"}, headers=api.as_admin()
+    )
+    assert response.status_code == 200, response.text
+    graph = response.json()
+    labels = {n["key"]: n["label"] for n in graph["nodes"]}
+    edges = {(labels[e["src"]], e["type"], labels[e["dst"]]) for e in graph["edges"]}
+    run_label = f"train ({run.id[:8]})"
+    assert edges == {("raw@v1", "input", run_label), (run_label, "produced", "churn/1")}
+    down = api.client.get(
+        "/api/v1/projects/default/lineage/dataset/raw@v1", headers=api.as_admin()
+    ).json()
+    down_labels = {n["label"] for n in down["nodes"]}
+    assert {"raw@v1", run_label, "features@v1", "churn/1"} <= down_labels
+    bad = api.client.get("/api/v1/lineage/model/churn", headers=api.as_admin())
+    assert bad.status_code == 400
+    missing = api.client.get("/api/v1/lineage/dataset/nope@v1", headers=api.as_admin())
+    assert missing.status_code == 404
+
+
+def test_lineage_needs_a_role_in_the_project(api: Api) -> None:
+    api.client.post("/api/v1/projects", json={"name": "other"}, headers=api.as_admin())
+    caller = api.ctx.auth.authenticate(api.admin_token)
+    run = api.ctx.tracking.create_run(caller, 0, name="train")
+    stranger = api.auth(api.token_for("sam", Role.EDITOR, project="other"))
+    response = api.client.get(f"/api/v1/lineage/run/{run.id}", headers=stranger)
+    assert response.status_code == 403

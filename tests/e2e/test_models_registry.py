@@ -117,6 +117,8 @@ def test_models_cli(sdk: ServerProcess, tmp_path: Path) -> None:
     assert run_cli(sdk, "models", "alias", "cli-model", "production", "1").returncode == 0
     shown = json.loads(run_cli(sdk, "models", "show", "cli-model", "--json").stdout)
     assert shown["versions"][0]["aliases"] == ["production"]
+    kinds = {n["kind"] for n in shown["lineage"]["nodes"]}
+    assert {"run", "model_version"} <= kinds, shown["lineage"]
     history = json.loads(run_cli(sdk, "models", "history", "cli-model", "--json").stdout)
     assert history[0]["to_version"] == 1
 

@@ -63,10 +63,17 @@ def models_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Versions, aliases, source runs, flavors and signatures of a model."""
+    proj = _project(ctx, project)
     with user_errors(), client_of(ctx) as client:
-        model, versions = client.get_model(_project(ctx, project), name)
+        model, versions = client.get_model(proj, name)
+        latest = model.latest_version
+        lineage = (
+            client.lineage(proj, "model", f"{name}/{latest}", direction="up", depth=10)
+            if latest is not None
+            else None
+        )
     if as_json:
-        print_json({"model": model, "versions": versions})
+        print_json({"model": model, "versions": versions, "lineage": lineage})
         return
     console.print(
         f"[bold]{model.name}[/] in {model.project} — {model.description or 'no description'}"
@@ -84,6 +91,11 @@ def models_show(
         ],
         as_json=False,
     )
+    if lineage is not None:
+        from modelyard.cli._data_cmds import render_tree
+
+        console.print(f"lineage of version {model.latest_version}:")
+        console.print(render_tree(lineage))
 
 
 def _signature_inputs(version: ModelVersion) -> str:

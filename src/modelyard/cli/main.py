@@ -15,6 +15,7 @@ from modelyard.cli._context import settings_of
 from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._models_cmds import models_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
+from modelyard.cli._serve_cmd import serve_cmd
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
 from modelyard.core.entities import IssuedToken
 
@@ -38,6 +39,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.command("lineage")(lineage)
+app.command("serve")(serve_cmd)
 
 
 @app.command()

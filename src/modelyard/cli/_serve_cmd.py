@@ -1,0 +1,70 @@
+"""``modelyard serve``: run the inference runtime for one model."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Annotated
+
+import typer
+
+from modelyard.cli._output import fail, user_errors
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def serve_cmd(
+    model: Annotated[
+        str,
+        typer.Argument(help="models:/<name>@<alias>, models:/<name>/<version>, or a package dir."),
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless --allow-remote.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, help="Most rows coalesced into one predict call.")
+    ] = 64,
+    max_latency_ms: Annotated[
+        float, typer.Option(min=0.0, help="Latency budget (queueing + inference) for batching.")
+    ] = 5.0,
+    batching: Annotated[
+        bool, typer.Option("--batching/--no-batching", help="Adaptive batching on or off.")
+    ] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes sharing the port (SO_REUSEPORT).")
+    ] = 1,
+    threads: Annotated[
+        int, typer.Option(min=1, help="Inference threads per process (batches in flight).")
+    ] = 1,
+    max_body_mb: Annotated[
+        float, typer.Option(min=0.0, help="Request bodies larger than this get 413.")
+    ] = 8.0,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+) -> None:
+    """Serve a model: Open Inference Protocol v2, MLflow /invocations, /predict, /metrics."""
+    from modelyard.serving import RuntimeOptions, ServeOptions, resolve, serve
+
+    if host not in _LOOPBACK and not allow_remote:
+        fail(f"refusing to bind {host}: pass --allow-remote to serve beyond this machine", 2)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    options = ServeOptions(
+        host=host,
+        port=port,
+        workers=workers,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        log_level=log_level,
+        runtime=RuntimeOptions(
+            batching=batching,
+            max_batch_size=max_batch_size,
+            max_latency_ms=max_latency_ms,
+            threads=threads,
+        ),
+    )
+    with user_errors():
+        resolved = resolve(model)
+        serve(resolved, options)

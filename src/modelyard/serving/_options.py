@@ -1,0 +1,43 @@
+"""Serving settings, read once (from the command line) and then frozen."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a model is served.
+
+    Attributes:
+        batching: Coalesce concurrent requests (off: one ``predict`` per request).
+        max_batch_size: The most rows in one ``predict`` call.
+        max_latency_ms: The queueing-plus-inference budget the batcher plans for.
+        threads: Inference threads (and batches in flight at once).
+    """
+
+    batching: bool = True
+    max_batch_size: int = 64
+    max_latency_ms: float = 5.0
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """Where and how to serve.
+
+    Attributes:
+        host: The address to bind (loopback by default).
+        port: The TCP port.
+        workers: Server processes sharing the port through ``SO_REUSEPORT``.
+        max_body_bytes: Larger request bodies get 413.
+        log_level: uvicorn's and the runtime's log level.
+        runtime: Batching and inference threads.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    log_level: str = "warning"
+    runtime: RuntimeOptions = field(default_factory=RuntimeOptions)

@@ -9,8 +9,7 @@ from typing import Annotated
 import typer
 
 from modelyard.cli._output import fail, user_errors
-
-_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+from modelyard.net import is_loopback
 
 
 def serve_cmd(
@@ -48,7 +47,7 @@ def serve_cmd(
     """Serve a model: Open Inference Protocol v2, MLflow /invocations, /predict, /metrics."""
     from modelyard.serving import RuntimeOptions, ServeOptions, resolve, serve
 
-    if host not in _LOOPBACK and not allow_remote:
+    if not is_loopback(host) and not allow_remote:
         fail(f"refusing to bind {host}: pass --allow-remote to serve beyond this machine", 2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")

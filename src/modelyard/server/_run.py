@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import multiprocessing
 import signal
 import socket
@@ -15,6 +14,7 @@ import uvicorn
 from modelyard.auth import IssuedToken
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidInput
+from modelyard.net import is_loopback, listen_socket
 from modelyard.server._app import bootstrap_platform, build_context, create_app
 
 
@@ -25,15 +25,6 @@ class ServeOptions:
     workers: int = 1
     allow_remote: bool = False
     log_level: str = "warning"
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_bind(options: ServeOptions, settings: Settings) -> None:
@@ -80,18 +71,6 @@ def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
         ctx.store.close()
 
 
-def _listen_socket(host: str, port: int, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
-
-
 def _serve_in_process(
     settings: Settings, options: ServeOptions, sock: socket.socket | None
 ) -> None:
@@ -112,7 +91,7 @@ def _serve_in_process(
 def _worker(settings: Settings, options: ServeOptions) -> None:
     # Each worker owns a SO_REUSEPORT socket: the kernel spreads connections, and
     # accepted sockets keep asyncio's TCP_NODELAY (uvicorn's own --workers loses it).
-    _serve_in_process(settings, options, _listen_socket(options.host, options.port, True))
+    _serve_in_process(settings, options, listen_socket(options.host, options.port, reuse_port=True))
 
 
 def serve(
@@ -128,7 +107,7 @@ def serve(
         _serve_in_process(settings, options, None)
         return
     # Fail here, with one clear error, if the port is taken.
-    _listen_socket(options.host, options.port, reuse_port=False).close()
+    listen_socket(options.host, options.port, reuse_port=False).close()
     spawn = multiprocessing.get_context("spawn")
     workers = [
         spawn.Process(target=_worker, args=(settings, options), daemon=False)

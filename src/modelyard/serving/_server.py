@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from modelyard.net import listen_socket
 from modelyard.serving._options import ServeOptions
 
 logger = logging.getLogger("modelyard.serving")
@@ -76,7 +76,7 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
     from modelyard.serving._runtime import ModelRuntime
 
     timings["imports_s"] = time.perf_counter() - start
-    sock = _bind(options.host, options.port, reuse_port=reuse_port)
+    sock = listen_socket(options.host, options.port, reuse_port=reuse_port)
     loaded = load_model(resolved.path, expected_files=resolved.expected_files)
     timings["model_load_s"] = time.perf_counter() - start - timings["imports_s"]
     holder: list[ModelRuntime] = []
@@ -115,18 +115,6 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
 
 def _stopped(signum: int, _frame: object) -> None:
     logger.info("stopped by signal %d after finishing in-flight requests", signum)
-
-
-def _bind(host: str, port: int, *, reuse_port: bool) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _supervise(resolved: ResolvedModel, options: ServeOptions) -> None:

@@ -6,8 +6,9 @@ import typer
 from modelyard.cli._context import parse_duration_s
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidInput
+from modelyard.net import is_loopback
 from modelyard.server import ServeOptions, check_bind
-from modelyard.server._run import client_uri, is_loopback
+from modelyard.server._run import client_uri
 
 
 @pytest.mark.parametrize(

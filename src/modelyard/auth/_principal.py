@@ -25,14 +25,15 @@ class Principal:
     scope_role: Role | None = None
 
     def role_in(self, project: str) -> Role | None:
+        """The effective role: the user's, capped by the token's scope."""
         role = Role.ADMIN if self.is_admin else self.roles.get(project)
-        if self.scope_project is not None:
-            if project != self.scope_project or role is None:
-                return None
-            if self.scope_role is not None and not role.allows(self.scope_role):
-                return role
-            return self.scope_role or role
-        return role
+        if self.scope_project is None:
+            return role
+        if project != self.scope_project or role is None:
+            return None
+        if self.scope_role is None:
+            return role
+        return min(role, self.scope_role, key=lambda r: r.rank)
 
     @property
     def is_platform_admin(self) -> bool:

@@ -84,22 +84,6 @@ class RegistryRepository:
             )
             return [self._model(s, r, project) for r in rows]
 
-    def update_model(self, project: str, name: str, *, description: str) -> RegisteredModel:
-        with self._store.transaction() as s:
-            row = _model_row(s, project, name)
-            row.description = description
-            row.updated_at_ms = self._now_ms()
-            return self._model(s, row, project)
-
-    def set_model_tag(self, project: str, name: str, key: str, value: str) -> None:
-        with self._store.transaction() as s:
-            row = _model_row(s, project, name)
-            tag = s.get(RegisteredModelTagRow, (row.id, key))
-            if tag is None:
-                s.add(RegisteredModelTagRow(model_id=row.id, key=key, value=value))
-            else:
-                tag.value = value
-
     # --- versions -----------------------------------------------------------------------
 
     def create_version(
@@ -233,27 +217,6 @@ class RegistryRepository:
                 )
             )
             s.delete(row)
-
-    def set_version_tag(self, project: str, name: str, version: int, key: str, value: str) -> None:
-        with self._store.transaction() as s:
-            row = _version_row(s, _model_row(s, project, name), version)
-            tag = s.get(ModelVersionTagRow, (row.id, key))
-            if tag is None:
-                s.add(ModelVersionTagRow(version_id=row.id, key=key, value=value))
-            else:
-                tag.value = value
-
-    def versions_of_run(self, run_id: str) -> list[ModelVersion]:
-        with self._store.read() as s:
-            out = []
-            for row in s.scalars(
-                select(ModelVersionRow).where(ModelVersionRow.source_run_id == run_id)
-            ):
-                model = s.get(RegisteredModelRow, row.model_id)
-                if model is not None:
-                    project = s.get(ProjectRow, model.project_id)
-                    out.append(self._version(s, model, row, project.name if project else ""))
-            return out
 
     # --- aliases ------------------------------------------------------------------------
 

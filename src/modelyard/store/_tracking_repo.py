@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_
+from sqlalchemy import insert, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -376,10 +376,6 @@ class TrackingRepository:
             query = search_query(experiment_ids, comparisons, order_by, stages)
             ids = list(s.scalars(query.offset(offset).limit(limit)))
             return self._runs(s, ids)
-
-    def delete_runs_of_experiment(self, experiment_id: int) -> None:
-        with self._store.transaction() as s:
-            s.execute(delete(RunRow).where(RunRow.experiment_id == experiment_id))
 
     # --- row helpers --------------------------------------------------------------------
 

@@ -13,6 +13,8 @@ __version__ = "0.1.0"
 
 _REGISTRY_SDK = ("get_version", "load_model", "log_model", "register_model", "set_alias")
 _DATA_SDK = ("log_dataset", "use_dataset")
+_DEPLOY_SDK = ("deploy", "get_deployment", "update_deployment", "set_traffic", "rollback",
+               "delete_deployment")  # fmt: skip
 _SDK = (
     "ActiveRun",
     "active_run",
@@ -31,13 +33,14 @@ _SDK = (
     "start_run",
 )
 
-__all__ = ["__version__", *_SDK, *_REGISTRY_SDK, *_DATA_SDK]
+__all__ = ["__version__", *_SDK, *_REGISTRY_SDK, *_DATA_SDK, *_DEPLOY_SDK]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SDK or name in _REGISTRY_SDK or name in _DATA_SDK:
+    if name in _SDK or name in _REGISTRY_SDK or name in _DATA_SDK or name in _DEPLOY_SDK:
         module = "modelyard.tracking.fluent" if name in _SDK else "modelyard.registry.fluent"
         module = "modelyard.data.fluent" if name in _DATA_SDK else module
+        module = "modelyard.deploy.fluent" if name in _DEPLOY_SDK else module
         value = getattr(importlib.import_module(module), name)
         globals()[name] = value  # later lookups skip this function
         return value

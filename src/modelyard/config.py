@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_PORT = 5005
 DEFAULT_TRACKING_URI = f"http://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_GATEWAY_PORT = 5006
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,8 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     auth_enabled: bool = True
     project: str = "default"
+    gateway_port: int = Field(default=DEFAULT_GATEWAY_PORT, ge=1, le=65535)
+    max_replicas: int = Field(default=0, ge=0)
 
     @model_validator(mode="before")
     @classmethod
@@ -49,6 +53,15 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def replica_limit(self) -> int:
+        """``MODELYARD_MAX_REPLICAS``, or twice the CPU count when unset (0)."""
+        return self.max_replicas or 2 * (os.cpu_count() or 1)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
     def credentials_path(self) -> Path:
         """Where the server writes the first admin token (mode 0600)."""
         return self.home / "credentials"
@@ -63,6 +76,8 @@ class Settings(BaseSettings):
             "MODELYARD_TOKEN": mask_secret(self.token.get_secret_value() if self.token else None),
             "MODELYARD_AUTH_ENABLED": str(self.auth_enabled).lower(),
             "MODELYARD_PROJECT": self.project,
+            "MODELYARD_GATEWAY_PORT": str(self.gateway_port),
+            "MODELYARD_MAX_REPLICAS": str(self.replica_limit),
         }
 
 

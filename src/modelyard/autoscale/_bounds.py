@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Generic
 
@@ -21,6 +22,8 @@ class BoundedState(Generic[S]):
     pending_since_s: float = 0.0
     # Since when the inner policy has wanted zero replicas with no load (None: it has not).
     zero_since_s: float | None = None
+    # When a request last arrived or was in the system (None: never).
+    busy_at_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,9 @@ class Bounded(Generic[S]):
        after the inner policy has asked for it in every decision for that long.
     3. ``scale_to_zero_grace_s`` (Knative): the last replica goes only after the inner
        policy has wanted zero, with nothing queued or in flight, for that long.
+       ``idle_to_zero_s`` (a deployment's ``--idle-grace-s``): after that long without a
+       request arriving or in the system, zero replicas whatever the inner policy's
+       averages still say.
     4. Safety: never zero replicas while requests are queued or in flight, and a
        deployment at zero with a request waiting gets a replica at once, bypassing delays.
     5. ``min_replicas <= desired <= max_replicas``.
@@ -47,6 +53,7 @@ class Bounded(Generic[S]):
         upscale_delay_s: Ray-style delay before scaling up.
         downscale_delay_s: Ray-style delay before scaling down.
         scale_to_zero_grace_s: Knative-style grace before the last replica goes.
+        idle_to_zero_s: scale to zero after this long with no traffic (0: off).
 
     Raises:
         InvalidInput: bounds out of order or negative delays.
@@ -59,6 +66,7 @@ class Bounded(Generic[S]):
     upscale_delay_s: float = 0.0
     downscale_delay_s: float = 0.0
     scale_to_zero_grace_s: float = 0.0
+    idle_to_zero_s: float = 0.0
     _label: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
@@ -74,6 +82,7 @@ class Bounded(Generic[S]):
             "upscale_delay_s",
             "downscale_delay_s",
             "scale_to_zero_grace_s",
+            "idle_to_zero_s",
         ):
             if getattr(self, name) < 0:
                 raise InvalidInput(f"{name} must be >= 0, got {getattr(self, name)}")
@@ -127,6 +136,15 @@ class Bounded(Generic[S]):
             if idle_s < self.scale_to_zero_grace_s:
                 want, reason = 1, f"{reason}; scale-to-zero grace {idle_s:.0f}s"
 
+        busy_at = state.busy_at_s
+        if load > 0 or ctx.sample.obs.arrivals > 0:
+            busy_at = now
+        if self.idle_to_zero_s > 0 and load == 0:
+            idle_s = now - busy_at if busy_at is not None else math.inf
+            if idle_s >= self.idle_to_zero_s and want > 0:
+                quiet = "no traffic yet" if busy_at is None else f"no traffic for {idle_s:.0f}s"
+                want, reason = 0, f"{quiet}: scale to zero"
+
         if want == 0 and load > 0:
             want, reason = 1, f"{reason}; {load} request(s) waiting, keep one replica"
         bounded = min(max(want, self.min_replicas), self.max_replicas)
@@ -138,5 +156,6 @@ class Bounded(Generic[S]):
             pending_direction=direction,
             pending_since_s=since,
             zero_since_s=zero_since,
+            busy_at_s=busy_at,
         )
         return Decision(bounded, new_state, reason)

@@ -67,3 +67,29 @@ def serve_cmd(
     with user_errors():
         resolved = resolve(model)
         serve(resolved, options)
+
+
+def gateway_cmd(
+    host: Annotated[str, typer.Option(help="Address to bind; loopback unless --allow-remote.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 5006,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+) -> None:
+    """Run the deployment gateway alone (``modelyard server`` starts one by itself).
+
+    Its control API needs the secret in MODELYARD_GATEWAY_SECRET.
+    """
+    from modelyard.gateway import GatewayOptions, run_gateway
+
+    if not is_loopback(host) and not allow_remote:
+        fail(f"refusing to bind {host}: pass --allow-remote to serve beyond this machine", 2)
+    secret = os.environ.get("MODELYARD_GATEWAY_SECRET", "")
+    if not secret:
+        fail("set MODELYARD_GATEWAY_SECRET: the control API's shared secret", 2)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    with user_errors():
+        run_gateway(GatewayOptions(host=host, port=port, secret=secret, log_level=log_level))

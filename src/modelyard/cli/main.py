@@ -13,9 +13,10 @@ from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
 from modelyard.cli._autoscale_cmds import autoscale_app
 from modelyard.cli._context import settings_of
 from modelyard.cli._data_cmds import data_app, lineage
+from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
-from modelyard.cli._serve_cmd import serve_cmd
+from modelyard.cli._serve_cmd import gateway_cmd, serve_cmd
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
 from modelyard.core.entities import IssuedToken
 
@@ -38,8 +39,10 @@ app.add_typer(experiments_app, name="experiments")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
+app.add_typer(deploy_app, name="deploy")
 app.command("lineage")(lineage)
 app.command("serve")(serve_cmd)
+app.command("gateway")(gateway_cmd)
 
 
 @app.command()
@@ -54,17 +57,30 @@ def server(
         bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    gateway_port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="Gateway port (default MODELYARD_GATEWAY_PORT, 5006)."),
+    ] = None,
+    gateway: Annotated[
+        bool,
+        typer.Option("--gateway/--no-gateway", help="Run deployments: gateway and controller."),
+    ] = True,
 ) -> None:
-    """Run the API server (SQLite and artifacts under MODELYARD_HOME by default)."""
+    """Run the API server (SQLite and artifacts under MODELYARD_HOME by default), the
+    deployment gateway and the controller that scales replicas."""
     from modelyard.server import ServeOptions, client_uri, serve  # heavy: only for this command
 
     settings = settings_of(ctx)
-    options = ServeOptions(host, port, workers, allow_remote, log_level)
+    if gateway_port is not None:
+        settings = settings.model_copy(update={"gateway_port": gateway_port})
+    options = ServeOptions(host, port, workers, allow_remote, log_level, deployments=gateway)
 
     def announce(issued: IssuedToken | None) -> None:
         console.print(f"modelyard {__version__} serving on [bold]{client_uri(options)}[/]")
         console.print(f"  metadata store: {settings.masked()['MODELYARD_STORE_URI']}")
         console.print(f"  artifact store: {settings.masked()['MODELYARD_ARTIFACT_URI']}")
+        if gateway:
+            console.print(f"  deployment gateway: {settings.gateway_url}/<deployment>/")
         if not settings.auth_enabled:
             console.print("  authentication: [red]disabled[/] (MODELYARD_AUTH_ENABLED=false)")
         if issued is not None:

@@ -14,6 +14,7 @@ import httpx
 
 from modelyard.artifacts import validate_logical_path
 from modelyard.client._data_rest import DataCalls
+from modelyard.client._deploy_rest import DeploymentCalls
 from modelyard.client._registry_rest import RegistryCalls
 from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
@@ -63,7 +64,7 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls):
+class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised

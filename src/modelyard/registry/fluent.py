@@ -8,11 +8,8 @@ registry recorded, and the package is verified again before anything is unpickle
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,14 +17,19 @@ from typing import TYPE_CHECKING
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput
 from modelyard.core.models import AliasChange, ModelVersion
+from modelyard.registry._cache import (
+    MANIFEST_FILE,
+    cached_package,
+    expected_files,
+    materialize,
+    parse_models_uri,
+)
 from modelyard.tracking import fluent
 
 if TYPE_CHECKING:
     from modelyard.client import ModelyardClient
     from modelyard.models import LoadedModel, ModelInput
 
-MANIFEST_FILE = "modelyard.yaml"
-_MODELS_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<ref>[^/]+))$")
 _RUNS_URI = re.compile(r"^runs:/(?P<run>[0-9a-f]{32})/(?P<path>.+)$")
 
 
@@ -88,14 +90,9 @@ def upload_package(client: ModelyardClient, run_id: str, package: Path, prefix: 
 
 def fetch_version(client: ModelyardClient, version: ModelVersion, cache_root: Path) -> Path:
     """The version's package directory in the cache, downloaded (and verified) if needed."""
-    target = cache_root / version.package_digest
-    if not target.is_dir():
-        _materialize(
-            list(version.files),
-            target,
-            lambda entry, dest: client.download_version_file(version, entry, dest),
-        )
-    return target
+    return cached_package(
+        version, cache_root, lambda entry, dest: client.download_version_file(version, entry, dest)
+    )
 
 
 def register_model(model_uri: str, name: str) -> ModelVersion:
@@ -115,13 +112,9 @@ def set_alias(name: str, alias: str, version: int) -> AliasChange:
 
 def get_version(model_uri: str) -> ModelVersion:
     """The registered version a ``models:/`` URI names."""
-    match = _MODELS_URI.match(model_uri)
-    if match is None:
-        raise InvalidInput(
-            f"expected models:/<name>@<alias> or models:/<name>/<version>, got {model_uri!r}"
-        )
+    name, ref = parse_models_uri(model_uri)
     client, project = _client_and_project()
-    return client.get_version(project, match["name"], match["alias"] or match["ref"])
+    return client.get_version(project, name, ref)
 
 
 def load_model(model_uri: str) -> LoadedModel:
@@ -132,8 +125,9 @@ def load_model(model_uri: str) -> LoadedModel:
     cache = fluent._get().settings.home / "cache" / "models"
     if model_uri.startswith("models:/"):
         version = get_version(model_uri)
-        expected = {f.path: f.digest for f in version.files if f.path != MANIFEST_FILE}
-        return load_package(fetch_version(client, version, cache), expected_files=expected)
+        return load_package(
+            fetch_version(client, version, cache), expected_files=expected_files(version)
+        )
     match = _RUNS_URI.match(model_uri)
     if match is None:
         raise InvalidInput(f"unsupported model URI {model_uri!r}: use models:/ or runs:/")
@@ -152,26 +146,6 @@ def load_model(model_uri: str) -> LoadedModel:
 
     target = cache / key
     if not target.is_dir():
-        _materialize(files, target, fetch)
+        materialize(files, target, fetch)
     expected = {f.path: f.digest for f in files if f.path != MANIFEST_FILE}
     return load_package(target, expected_files=expected)
-
-
-def _materialize(
-    files: list[ArtifactEntry], target: Path, fetch: Callable[[ArtifactEntry, Path], object]
-) -> None:
-    """Download every file into a temporary directory, then rename it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        for entry in files:
-            dest = tmp / entry.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fetch(entry, dest)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():  # a concurrent loader may have won the race
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -17,6 +17,7 @@ from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.entities import IssuedToken
 from modelyard.data._service import DataService
+from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
 from modelyard.registry._service import RegistryService
 from modelyard.server._context import AppContext
@@ -26,6 +27,7 @@ from modelyard.server.routes import (
     artifacts,
     audit,
     data,
+    deployments,
     lineage,
     mlflow_artifacts,
     mlflow_experiments,
@@ -60,6 +62,7 @@ ROUTERS = (
     mlflow_artifacts.api,
     data.api,
     lineage.api,
+    deployments.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 
@@ -76,6 +79,7 @@ def build_context(
     store = store or open_store(settings.store_uri, clock)
     store.migrate()
     blobs = blobs or create_blob_store(settings.artifact_uri)
+    registry = RegistryService(store.registry, store.tracking, store.artifacts, blobs)
     return AppContext(
         settings=settings,
         clock=clock,
@@ -83,10 +87,16 @@ def build_context(
         blobs=blobs,
         auth=AuthService(store.auth, clock),
         tracking=TrackingService(store.tracking, clock),
-        registry=RegistryService(store.registry, store.tracking, store.artifacts, blobs),
+        registry=registry,
         metrics_registry=CollectorRegistry(),
         data=DataService(store.data, store.lineage, store.tracking, blobs),
         lineage=LineageService(store.lineage, store.data, store.tracking),
+        deployments=DeploymentService(
+            store,
+            registry,
+            gateway_url=settings.gateway_url,
+            max_total_replicas=settings.replica_limit,
+        ),
     )
 
 

@@ -12,6 +12,7 @@ from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
 from modelyard.data._service import DataService
+from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
 from modelyard.registry._service import RegistryService
 from modelyard.store import MetadataStore
@@ -30,6 +31,7 @@ class AppContext:
     metrics_registry: CollectorRegistry
     data: DataService
     lineage: LineageService
+    deployments: DeploymentService
 
 
 def app_context(conn: HTTPConnection) -> AppContext:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
@@ -17,6 +19,11 @@ from modelyard.core.errors import InvalidInput
 from modelyard.net import is_loopback, listen_socket
 from modelyard.server._app import bootstrap_platform, build_context, create_app
 
+if TYPE_CHECKING:
+    from modelyard.deploy._runtime import LocalDeployments
+
+logger = logging.getLogger("modelyard.server")
+
 
 @dataclass(frozen=True)
 class ServeOptions:
@@ -25,6 +32,7 @@ class ServeOptions:
     workers: int = 1
     allow_remote: bool = False
     log_level: str = "warning"
+    deployments: bool = True
 
 
 def check_bind(options: ServeOptions, settings: Settings) -> None:
@@ -101,8 +109,35 @@ def serve(
 ) -> None:
     """Run until interrupted. Several workers share the port through SO_REUSEPORT."""
     issued = prepare(settings, options)
-    if on_ready is not None:
-        on_ready(issued)
+    deployments = _start_deployments(settings) if options.deployments else None
+    if deployments is not None and options.workers == 1:
+        # uvicorn re-raises the signal that stopped it after its graceful shutdown; with a
+        # handler installed that returns instead of killing the process, so the replicas
+        # and the gateway below are stopped too.
+        signal.signal(signal.SIGTERM, _stopped)
+    try:
+        if on_ready is not None:
+            on_ready(issued)
+        _serve_workers(settings, options)
+    finally:
+        if deployments is not None:
+            deployments.stop()
+
+
+def _stopped(signum: int, _frame: FrameType | None) -> None:
+    logger.info("stopping on signal %d", signum)
+
+
+def _start_deployments(settings: Settings) -> LocalDeployments:
+    """The gateway, replica zygote and controller: one set per server, in this process."""
+    from modelyard.deploy._runtime import LocalDeployments
+
+    deployments = LocalDeployments(settings)
+    deployments.start()
+    return deployments
+
+
+def _serve_workers(settings: Settings, options: ServeOptions) -> None:
     if options.workers == 1:
         _serve_in_process(settings, options, None)
         return

@@ -44,13 +44,14 @@ def resolve(model: str) -> ResolvedModel:
     """
     if model.startswith("models:/"):
         from modelyard.registry import fluent as registry
+        from modelyard.registry._cache import expected_files
         from modelyard.tracking import fluent as tracking
 
         version = registry.get_version(model)
         session = tracking._get()
         cache = session.settings.home / "cache" / "models"
         path = registry.fetch_version(session.client, version, cache)
-        expected = {f.path: f.digest for f in version.files if f.path != registry.MANIFEST_FILE}
+        expected = expected_files(version)
         return ResolvedModel(path, version.model, str(version.version), expected)
     path = Path(model).resolve()
     return ResolvedModel(path, path.name, "1")

@@ -7,6 +7,7 @@ from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
 from modelyard.store._data_repo import DataRepository
+from modelyard.store._deploy_repo import DeploymentChange, DeploymentRepository
 from modelyard.store._lineage_repo import LineageRepository
 from modelyard.store._logged_model_repo import LoggedModelRepository
 from modelyard.store._registry_repo import RegistryRepository
@@ -16,6 +17,8 @@ from modelyard.store._tracking_repo import TrackingRepository
 __all__ = [
     "ArtifactIndexRepository",
     "AuthRepository",
+    "DeploymentChange",
+    "DeploymentRepository",
     "MetadataStore",
     "RegistryRepository",
     "SqlStore",
@@ -36,6 +39,7 @@ class MetadataStore:
         self.data = DataRepository(sql)
         self.lineage = LineageRepository(sql)
         self.logged_models = LoggedModelRepository(sql)
+        self.deployments = DeploymentRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -385,3 +386,90 @@ class LineageEdgeRow(Base):
     dst_id: Mapped[str] = mapped_column(String(128))
     edge_type: Mapped[str] = mapped_column(String(16))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentRow(Base):
+    """Desired state of a deployment; ``generation`` grows with every change to it.
+
+    Names are unique among deployments not yet deleted (the gateway routes by name);
+    deleted rows stay for the replica history the cost ledger reads.
+    """
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        Index(
+            "uq_deployments_live_name",
+            "name",
+            unique=True,
+            sqlite_where=text("status != 'deleted'"),
+            postgresql_where=text("status != 'deleted'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(63))
+    config_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    stable_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    previous_stable: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rollout_json: Mapped[str] = mapped_column(Text, default="")
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentRevisionRow(Base):
+    __tablename__ = "deployment_revisions"
+    __table_args__ = (UniqueConstraint("deployment_id", "number"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(
+        ForeignKey("deployments.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    model_name: Mapped[str] = mapped_column(String(256))
+    model_version: Mapped[int] = mapped_column(Integer)
+    model_ref: Mapped[str] = mapped_column(Text)
+    settings_json: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(Text, default="")
+    weight: Mapped[int] = mapped_column(Integer, default=0)
+    shadow_percent: Mapped[float] = mapped_column(Double, default=0.0)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class DeploymentReplicaRow(Base):
+    """A replica process: where it runs, its state, and what it cost (start/stop, cpu, memory)."""
+
+    __tablename__ = "deployment_replicas"
+    __table_args__ = (Index("ix_deployment_replicas_dep_state", "deployment_id", "state"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    pid: Mapped[int] = mapped_column(Integer)
+    port: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(16))
+    mode: Mapped[str] = mapped_column(String(8))
+    standby: Mapped[bool] = mapped_column(Boolean, default=False)
+    cpu: Mapped[float] = mapped_column(Double)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    started_at_ms: Mapped[int] = mapped_column(BigInteger)
+    ready_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stopped_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    exit_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class DeploymentEventRow(Base):
+    __tablename__ = "deployment_events"
+    __table_args__ = (Index("ix_deployment_events_dep_id", "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id", ondelete="CASCADE"))
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    data_json: Mapped[str] = mapped_column(Text, default="{}")

@@ -46,7 +46,9 @@ class ServerProcess:
 
 
 def server_command(port: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "modelyard", "server", "--port", str(port), *args]
+    """``modelyard server`` on ``port``; without a gateway unless ``args`` name one."""
+    gateway = [] if any(a.startswith("--gateway") for a in args) else ["--no-gateway"]
+    return [sys.executable, "-m", "modelyard", "server", "--port", str(port), *gateway, *args]
 
 
 def wait_healthy(uri: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

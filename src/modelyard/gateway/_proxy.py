@@ -1,0 +1,311 @@
+"""The request lifecycle: pick, send, retry, hold, time out, answer.
+
+Everything here runs in event-loop callbacks, with no task per request: a request is an
+:class:`~modelyard.gateway._exchange.Exchange` that moves between states (``HELD``,
+``SENT``, ``DONE``) as upstream connections, deadlines and route updates call back.
+Request deadlines live on one timing wheel (:mod:`~modelyard.gateway._deadlines`); only
+a hold that must end before the request's deadline gets a loop timer of its own.
+
+Retries: a request whose connection fails before any response byte goes to another
+ready replica of its revision not yet tried (at most :data:`MAX_ATTEMPTS` sends); a
+pooled keep-alive connection that turns out closed is first retried once on a fresh
+connection to the same replica (the replica may just have closed it while idle). A
+replica that failed is avoided for :data:`EJECT_S` while others are ready. With no
+untried replica left the request is held until a route update brings one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from modelyard.gateway._deadlines import Deadlines
+from modelyard.gateway._exchange import DONE, HELD, SENT, Exchange
+from modelyard.gateway._http import error_response, proxied_response
+from modelyard.gateway._routing import Routing
+from modelyard.gateway._shadow import Shadows
+from modelyard.gateway._state import DeploymentState, ReplicaState, RevisionState
+from modelyard.gateway._table import RouteTable
+from modelyard.gateway._upstream import UpstreamConnection
+from modelyard.gateway._wakeups import Wakeups
+
+if TYPE_CHECKING:
+    from modelyard.gateway._downstream import DownstreamConnection
+
+MAX_ATTEMPTS = 5
+EJECT_S = 1.0
+CLIENT_CLOSED = 499  # nginx's code for "the caller went away first"; counted, never sent
+
+
+class Proxy:
+    """Routes requests to replicas and keeps every counter the stats API reports.
+
+    Args:
+        loop: The gateway's event loop.
+        routing: The live route table.
+        wakeups: Where "this revision needs replicas" is signalled.
+        clock: Monotonic seconds.
+        rng: Draws for weighted and shadow choices.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        routing: Routing,
+        wakeups: Wakeups,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._loop = loop
+        self.routing = routing
+        self._wakeups = wakeups
+        self._clock = clock
+        self._random = (rng or random.Random()).random
+        self.deadlines = Deadlines(loop, clock=clock)
+        self._shadows = Shadows(wakeups, self.deadlines, clock=clock, random=self._random)
+
+    # ---- route updates ------------------------------------------------------------
+
+    def apply(self, table: RouteTable) -> int:
+        """Take a route table (older versions are ignored) and release held requests.
+
+        Returns:
+            The version now in force.
+        """
+        now = self._clock()
+        for deployment in self.routing.apply(table, now):
+            self._release(deployment, now)
+        return self.routing.version
+
+    def _release(self, dep: DeploymentState, now: float) -> None:
+        if not dep.held:
+            return
+        held, dep.held = dep.held, deque()
+        for ex in held:
+            rev = ex.revision
+            if not dep.active:
+                self._unhold(ex, rev, now)
+                rev.stats.rejected += 1
+                self._error(ex, 503, f"deployment {dep.name!r} was removed", now)
+                continue
+            replica = rev.pick(now, ex.tried)
+            if replica is None and (not rev.active or rev.weight == 0):
+                rev = self._move(ex, dep, rev, now)
+                replica = rev.pick(now, ex.tried)
+            if replica is None:
+                dep.held.append(ex)
+                continue
+            self._unhold(ex, rev, now)
+            self._send(ex, replica, now, fresh=False)
+        for ex in dep.held:
+            self._wakeups.signal(dep.name, ex.revision.number, ex.revision.stats.queued)
+
+    def _move(
+        self, ex: Exchange, dep: DeploymentState, old: RevisionState, now: float
+    ) -> RevisionState:
+        """Hand a held request of a revision that lost its traffic to a routed one."""
+        new = dep.pick_revision(self._random())
+        if new is old:
+            return old
+        old.stats.add_queued(-1, now)
+        old.stats.completions += 1
+        old.stats.moved += 1
+        new.stats.arrivals += 1
+        new.stats.add_queued(1, now)
+        ex.revision = new
+        ex.tried = None
+        return new
+
+    # ---- a new request ------------------------------------------------------------
+
+    def handle(
+        self,
+        conn: DownstreamConnection,
+        dep: DeploymentState,
+        request: bytes,
+        head_request: bool,
+        close: bool,
+    ) -> Exchange:
+        """Route a request that just arrived; the exchange is the caller's pipeline slot."""
+        now = self._clock()
+        rev = dep.pick_revision(self._random())
+        ex = Exchange(self, conn, dep, rev, request, head_request, now, close)
+        conn.pending.append(ex)
+        rev.stats.arrivals += 1
+        self.deadlines.add(ex, now + dep.request_timeout_s)
+        if dep.shadows:
+            self._shadows.fan_out(ex, dep, rev, now)
+        replica = rev.pick(now)
+        if replica is None:
+            self._hold(ex, rev, now)
+        else:
+            self._send(ex, replica, now, fresh=False)
+        return ex
+
+    def _send(self, ex: Exchange, replica: ReplicaState, now: float, *, fresh: bool) -> None:
+        ex.state = SENT
+        ex.attempts += 1
+        ex.replica = replica
+        ex.dispatch_s = now
+        replica.in_flight += 1
+        replica.requests += 1
+        ex.revision.stats.add_in_flight(1, now)
+        conn = None if fresh else replica.pool.take()
+        if conn is None:
+            ex.upstream = None
+            ex.reused = False
+            replica.pool.connect(ex)
+        else:
+            ex.upstream = conn
+            ex.reused = True
+            conn.send(ex, ex.request)
+
+    def connected(self, ex: Exchange, conn: UpstreamConnection) -> bool:
+        """A fresh connection for ``ex`` is up: send, unless ``ex`` is over."""
+        if ex.state != SENT or ex.upstream is not None:
+            return False
+        ex.upstream = conn
+        conn.send(ex, ex.request)
+        return True
+
+    # ---- upstream outcomes --------------------------------------------------------
+
+    def on_response(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """The replica answered: forward the answer."""
+        if ex.state != SENT:
+            return
+        now = self._clock()
+        ex.state = DONE
+        ex.upstream = None
+        assert ex.replica is not None
+        self.deadlines.remove(ex)
+        ex.replica.in_flight -= 1
+        stats = ex.revision.stats
+        stats.add_in_flight(-1, now)
+        stats.observe_service(now - ex.dispatch_s)
+        data = proxied_response(status, headers, body, ex.replica.tag, ex.close, ex.head_request)
+        self._finish(ex, status, data, body, now)
+
+    def on_failure(self, ex: Exchange, conn: UpstreamConnection | None, got_bytes: bool) -> None:
+        """Connecting failed or the connection broke: retry, hold or answer 502."""
+        if ex.state != SENT:
+            return
+        now = self._clock()
+        replica = ex.replica
+        rev = ex.revision
+        assert replica is not None
+        replica.in_flight -= 1
+        rev.stats.add_in_flight(-1, now)
+        ex.upstream = None
+        if got_bytes:
+            replica.failures += 1
+            self._error(ex, 502, f"replica {replica.id} broke off its response", now)
+            return
+        if conn is not None and ex.reused and not ex.stale_retried:
+            ex.stale_retried = True
+            self._send(ex, replica, now, fresh=True)
+            return
+        replica.failures += 1
+        replica.ejected_until_s = now + EJECT_S
+        if ex.tried is None:
+            ex.tried = set()
+        ex.tried.add(replica.id)
+        if ex.attempts >= MAX_ATTEMPTS:
+            self._error(ex, 502, f"no replica answered in {MAX_ATTEMPTS} attempts", now)
+            return
+        retry = rev.pick(now, ex.tried)
+        if retry is None:
+            self._hold(ex, rev, now)
+        else:
+            self._send(ex, retry, now, fresh=False)
+
+    def on_timeout(self, ex: Exchange) -> None:
+        """The request ran out of time (held or sent): 504."""
+        now = self._clock()
+        rev = ex.revision
+        if ex.state == HELD:
+            ex.deployment.held.remove(ex)
+            self._unhold(ex, rev, now)
+        elif ex.state == SENT:
+            replica = ex.replica
+            assert replica is not None
+            if ex.upstream is not None:
+                ex.upstream.abort()
+                ex.upstream = None
+            replica.in_flight -= 1
+            replica.failures += 1
+            rev.stats.add_in_flight(-1, now)
+        else:
+            return
+        rev.stats.timeouts += 1
+        self._error(ex, 504, "the deployment did not answer in time", now)
+
+    def on_hold_timeout(self, ex: Exchange) -> None:
+        """The request was held ``queue_timeout_s`` with no replica for it: 503."""
+        ex.hold_timer = None
+        if ex.state != HELD:
+            return
+        now = self._clock()
+        ex.deployment.held.remove(ex)
+        self._unhold(ex, ex.revision, now)
+        ex.revision.stats.rejected += 1
+        self._error(ex, 503, "no replica became ready in time", now)
+
+    def cancel(self, ex: Exchange) -> None:
+        """The caller went away: stop holding its request (one in flight runs out)."""
+        if ex.state != HELD:
+            return
+        now = self._clock()
+        rev = ex.revision
+        ex.deployment.held.remove(ex)
+        self._unhold(ex, rev, now)
+        ex.state = DONE
+        self.deadlines.remove(ex)
+        rev.stats.complete(CLIENT_CLOSED, now - ex.arrival_s)
+        self._shadows.primary_done(ex, CLIENT_CLOSED, b"")
+
+    # ---- holding ------------------------------------------------------------------
+
+    def _hold(self, ex: Exchange, rev: RevisionState, now: float) -> None:
+        dep = ex.deployment
+        self._wakeups.signal(dep.name, rev.number, rev.stats.queued + 1)
+        if dep.queued >= dep.queue_limit:
+            rev.stats.rejected += 1
+            self._error(ex, 503, f"deployment {dep.name!r} has {dep.queued} requests waiting", now)
+            return
+        ex.state = HELD
+        dep.held.append(ex)
+        dep.queued += 1
+        rev.stats.add_queued(1, now)
+        # The request deadline (504) stays; a hold that must end sooner gets a timer (503).
+        if now + dep.queue_timeout_s < ex.arrival_s + dep.request_timeout_s:
+            ex.hold_timer = self._loop.call_later(dep.queue_timeout_s, ex.hold_expired)
+
+    def _unhold(self, ex: Exchange, rev: RevisionState, now: float) -> None:
+        ex.deployment.queued -= 1
+        rev.stats.add_queued(-1, now)
+        if ex.hold_timer is not None:
+            ex.hold_timer.cancel()
+            ex.hold_timer = None
+
+    # ---- answering ----------------------------------------------------------------
+
+    def _error(self, ex: Exchange, status: int, message: str, now: float) -> None:
+        ex.state = DONE
+        self.deadlines.remove(ex)
+        tag = ex.replica.tag if ex.replica is not None else ex.revision.tag
+        data = error_response(status, message, close=ex.close, head=ex.head_request, extra=tag)
+        self._finish(ex, status, data, b"", now)
+
+    def _finish(self, ex: Exchange, status: int, data: bytes, body: bytes, now: float) -> None:
+        ex.revision.stats.complete(status, now - ex.arrival_s)
+        ex.conn.respond(ex, data)
+        if ex.shadows is not None:
+            self._shadows.primary_done(ex, status, body)

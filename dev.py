@@ -86,7 +86,7 @@ def cmd_test(pytest_args: list[str]) -> None:
 
 def cmd_quickstart(args: list[str]) -> None:
     sync(all_extras=False, dev=False)
-    os.execv(str(VENV_BIN / "modelyard"), ["modelyard", "server", *args])  # noqa: S606
+    os.execv(str(VENV_BIN / "modelyard"), ["modelyard", "quickstart", *args])  # noqa: S606
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
+from modelyard.cli._quickstart_cmd import quickstart_cmd
 from modelyard.cli._serve_cmd import gateway_cmd, serve_cmd
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
 from modelyard.core.entities import IssuedToken
@@ -41,6 +42,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(deploy_app, name="deploy")
 app.command("lineage")(lineage)
+app.command("quickstart")(quickstart_cmd)
 app.command("serve")(serve_cmd)
 app.command("gateway")(gateway_cmd)
 

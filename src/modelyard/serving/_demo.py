@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 N_FEATURES = 20
 
@@ -98,7 +98,75 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ServerProcess:
+class LoggedProcess:
+    """A subprocess whose output is captured, waited on until an URL answers, always stopped.
+
+    Subclasses call :meth:`_start` and :meth:`_wait_ready`; tests use them as context
+    managers or call :meth:`close`.
+    """
+
+    proc: subprocess.Popen[bytes]
+
+    def _start(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(
+            cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+
+    def _wait_ready(self, url: str, timeout_s: float, *, want_status: int | None = None) -> None:
+        """Poll ``url`` until it answers (with ``want_status`` if given)."""
+        import httpx
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.stop()
+                raise RuntimeError(f"{self.proc.args!r} exited early:\n{self.output()}")
+            try:
+                status = httpx.get(url, timeout=1.0).status_code
+                if want_status is None or status == want_status:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"{self.proc.args!r} not ready after {timeout_s}s:\n{self.output()}")
+
+    def output(self) -> str:
+        """Everything the process wrote so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, timeout_s: float = 15.0) -> int:
+        """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies mid-whatever, as in a crash."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        """Stop the process and drop its captured output."""
+        self.stop()
+        self.log.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ServerProcess(LoggedProcess):
     """``modelyard serve`` in a subprocess on a free port; always stopped on exit.
 
     Args:
@@ -117,53 +185,8 @@ class ServerProcess:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [sys.executable, "-m", "modelyard", "serve", model, "--port", str(self.port), *args]
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        self._start(
+            [sys.executable, "-m", "modelyard", "serve", model, "--port", str(self.port), *args],
+            env,
         )
-        self._wait_ready(ready_timeout_s)
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.stop()
-                raise RuntimeError(f"modelyard serve exited early:\n{self.output()}")
-            try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=1.0).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"modelyard serve not ready after {timeout_s}s:\n{self.output()}")
-
-    def output(self) -> str:
-        """Everything the server wrote so far."""
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
-
-    def close(self) -> None:
-        """Stop the server and drop its captured output."""
-        self.stop()
-        self.log.close()
-
-    def __enter__(self) -> ServerProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._wait_ready(self.url + "/v2/health/ready", ready_timeout_s, want_status=200)

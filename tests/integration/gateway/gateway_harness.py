@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +17,7 @@ from typing import Any
 import httptools
 import httpx
 
-from modelyard.serving._demo import free_port
+from modelyard.serving._demo import LoggedProcess, free_port
 
 SECRET = "gateway-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -29,52 +25,8 @@ UPSTREAM_APP = Path(__file__).with_name("upstream_app.py")
 _versions = itertools.count(1)
 
 
-class _Process:
-    proc: subprocess.Popen[bytes]
-
-    def _start(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-
-    def _wait_ready(self, url: str, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.proc.args} exited early:\n{self.output()}")
-            try:
-                httpx.get(url, timeout=1.0)
-                return
-            except httpx.TransportError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"{self.proc.args} not ready after {timeout_s}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
-
-    def stop(self, timeout_s: float = 15.0) -> int:
-        """SIGTERM, then SIGKILL after ``timeout_s``; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return int(self.proc.returncode)
-
-    def kill(self) -> None:
-        """SIGKILL: the process dies mid-whatever, as in a crash."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def close(self) -> None:
-        self.stop()
-        self.log.close()
+class _Process(LoggedProcess):
+    """A test process on a free port (see :class:`LoggedProcess`)."""
 
 
 class Upstream(_Process):
@@ -86,7 +38,7 @@ class Upstream(_Process):
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, str(UPSTREAM_APP), str(self.port), replica_id]
         self._start([*cmd, "--single-write"] if single_write else cmd)
-        self._wait_ready(self.url + "/ready")
+        self._wait_ready(self.url + "/ready", 30.0)
 
     def close(self) -> None:
         """Killed, not stopped: a test double need not finish its slow requests."""
@@ -106,7 +58,7 @@ class GatewayProcess(_Process):
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [sys.executable, "-m", "modelyard.gateway", "--port", str(self.port), *args]
         self._start(cmd, env={"MODELYARD_GATEWAY_SECRET": SECRET})
-        self._wait_ready(self.url + "/-/health")
+        self._wait_ready(self.url + "/-/health", 30.0)
 
     def push(self, *deployments: dict[str, object]) -> int:
         """Replace the route table (with a fresh, higher version); the version in force."""

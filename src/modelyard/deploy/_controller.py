@@ -495,7 +495,9 @@ class DeploymentController:
             self._scalers[key] = scaler
         now = self._mono()
         cur = counters.get(rev.number)
-        if cur is None:
+        if cur is None:  # no gateway counters (it is down or restarting): hold, within bounds
+            scaler.desired = min(max(scaler.desired, dep.config.min_replicas),
+                                 dep.config.max_replicas)  # fmt: skip
             return scaler.desired
         due = now - scaler.last_tick_s >= scaler.controller.interval_s
         if not (due or (woken and current == 0)):

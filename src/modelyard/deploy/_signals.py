@@ -26,6 +26,7 @@ class RevisionCounters:
     queued: int = 0
     arrivals: int = 0
     completions: int = 0
+    service_count: int = 0
     errors: int = 0
     service_s_sum: float = 0.0
     service_sq_s2_sum: float = 0.0
@@ -41,6 +42,7 @@ class RevisionCounters:
             queued=int(raw.get("queued", 0)),
             arrivals=int(raw.get("arrivals", 0)),
             completions=int(raw.get("completions", 0)),
+            service_count=int(raw.get("service_count", raw.get("completions", 0))),
             errors=int(raw.get("errors", 0)),
             service_s_sum=float(raw.get("service_s_sum", 0.0)),
             service_sq_s2_sum=float(raw.get("service_sq_s2_sum", 0.0)),
@@ -98,7 +100,8 @@ def observation(
         queued=cur.queued,
         mean_concurrency=max(0.0, mean),
         arrivals=cur.arrivals - base.arrivals,
-        completions=cur.completions - base.completions,
+        # Only requests a replica answered have a service time (not the gateway's own 5xx).
+        completions=max(0, cur.service_count - base.service_count),
         completed_service_s=max(0.0, cur.service_s_sum - base.service_s_sum),
         completed_service_sq_s2=max(0.0, cur.service_sq_s2_sum - base.service_sq_s2_sum),
     )

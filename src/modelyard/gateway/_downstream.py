@@ -92,7 +92,8 @@ class DownstreamConnection(asyncio.Protocol):
         self.closed = False
         self.draining = False
         self._stopped = False  # no more requests are read on this connection
-        self._paused = False
+        self._paused = False  # too many pipelined requests unanswered
+        self._write_paused = False  # the caller is not reading its answers
         self._in_message = False
         self._close_after_message = False
         self._polls: set[asyncio.Task[Answer]] = set()
@@ -126,6 +127,16 @@ class DownstreamConnection(asyncio.Protocol):
             self._abort()
         except HttpParserError as exc:
             self._refuse(400, f"malformed request: {exc}")
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self.transport is not None and not self._paused:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self.transport is not None and not self._paused and not self.closed:
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -217,7 +228,8 @@ class DownstreamConnection(asyncio.Protocol):
             self._proxy(method, url, body, not keep_alive)
         if len(self.pending) >= _PAUSE_AT and not self._paused and self.transport is not None:
             self._paused = True
-            self.transport.pause_reading()
+            if not self._write_paused:
+                self.transport.pause_reading()
 
     # ---- dispatch -----------------------------------------------------------------
 
@@ -300,7 +312,8 @@ class DownstreamConnection(asyncio.Protocol):
                 return
         if self._paused and len(pending) <= _RESUME_AT:
             self._paused = False
-            transport.resume_reading()
+            if not self._write_paused:
+                transport.resume_reading()
         if self.draining and not pending and not self._in_message:
             self._close()
 

@@ -40,6 +40,7 @@ class Exchange(Slot):
     __slots__ = (
         "arrival_s",
         "attempts",
+        "broken_retried",
         "conn",
         "deployment",
         "dispatch_s",
@@ -88,6 +89,7 @@ class Exchange(Slot):
         self.tried: set[str] | None = None
         self.reused = False
         self.stale_retried = False
+        self.broken_retried = False
         self.shadows: list[ShadowExchange] | None = None
 
     def upstream_connected(self, conn: UpstreamConnection) -> bool:

@@ -205,8 +205,18 @@ class Proxy:
         rev.stats.add_in_flight(-1, now)
         ex.upstream = None
         if got_bytes:
+            # Nothing has reached the caller (responses are forwarded whole) and inference
+            # is idempotent: one more try on another replica; a second break is a 502.
             replica.failures += 1
-            self._error(ex, 502, f"replica {replica.id} broke off its response", now)
+            if ex.tried is None:
+                ex.tried = set()
+            ex.tried.add(replica.id)
+            retry = None if ex.broken_retried else rev.pick(now, ex.tried)
+            if retry is None:
+                self._error(ex, 502, f"replica {replica.id} broke off its response", now)
+                return
+            ex.broken_retried = True
+            self._send(ex, retry, now, fresh=False)
             return
         if conn is not None and ex.reused and not ex.stale_retried:
             ex.stale_retried = True

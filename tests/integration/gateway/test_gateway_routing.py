@@ -224,3 +224,22 @@ def test_head_and_expect_100_continue(
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b'"body_head": "hello"' in data
     assert b'"expect"' not in data
+
+
+def test_a_deep_pipeline_is_answered_completely_and_in_order(
+    gateway: GatewayProcess, upstreams: tuple[Upstream, Upstream, Upstream]
+) -> None:
+    a, b, c = upstreams
+    gateway.push(deployment("deep", revision(1, 100, a, b, c)))
+    count = 300  # beyond the 64 unanswered requests at which reading pauses
+    raw = b"".join(f"GET /deep/n{i} HTTP/1.1\r\nHost: x\r\n\r\n".encode() for i in range(count))
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.sendall(raw)
+        data = b""
+        while data.count(b'"body_bytes"') < count:
+            chunk = sock.recv(1 << 20)
+            assert chunk, data[-200:]
+            data += chunk
+    positions = [data.index(f'"path": "/n{i}"'.encode()) for i in range(count)]
+    assert positions == sorted(positions)
+    assert data.count(b"HTTP/1.1 200 OK") == count

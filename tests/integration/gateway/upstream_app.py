@@ -10,7 +10,8 @@ naming the replica and echoing what arrived. Query parameters steer it:
   apart from the ignored top-level ``id`` and ``model_name``.
 
 uvicorn writes a response's head and body with two ``write`` calls, so a SIGKILL can land
-between them and leave a half response (which the gateway must answer 502, never retry).
+between them and leave a half response (which the gateway retries once on another
+replica, then answers 502).
 ``--single-write`` serves the same app from a bare asyncio protocol that writes each
 response at once, for tests where a killed replica must never have answered partly.
 """

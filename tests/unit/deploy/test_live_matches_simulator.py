@@ -47,7 +47,8 @@ def counters_of(decisions: list[Any]) -> list[RevisionCounters]:
         area += obs.mean_concurrency * dt
         out.append(RevisionCounters(
             now_s=d.t_s, in_flight=obs.in_flight, queued=obs.queued, arrivals=arrivals,
-            completions=done, service_s_sum=svc, service_sq_s2_sum=sq, load_area=area,
+            completions=done, service_count=done, service_s_sum=svc, service_sq_s2_sum=sq,
+            load_area=area,
         ))  # fmt: skip
     return out
 

@@ -11,8 +11,9 @@ def counters(now_s: float, arrivals: int, area: float, **kw: object) -> Revision
 
 
 def test_observation_is_the_average_since_the_previous_snapshot() -> None:
-    prev = counters(10.0, 100, 50.0, completions=90, service_s_sum=9.0)
-    cur = counters(12.0, 180, 58.0, completions=170, service_s_sum=17.0, in_flight=3, queued=1)
+    prev = counters(10.0, 100, 50.0, completions=90, service_count=90, service_s_sum=9.0)
+    cur = counters(12.0, 180, 58.0, completions=172, service_count=170, service_s_sum=17.0,
+                   in_flight=3, queued=1)  # fmt: skip
     obs = observation(prev, cur, replicas=2, ready_replicas=1)
     assert obs.mean_concurrency == 4.0  # (58 - 50) request-seconds over 2 s
     assert (obs.arrivals, obs.completions) == (80, 80)

@@ -332,3 +332,24 @@ def test_a_restarted_server_adopts_live_replicas(deployed: Deployed, tmp_path: P
     while pid_alive(replica["pid"]) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not pid_alive(replica["pid"])
+
+
+def test_a_gateway_that_dies_is_restarted_with_its_routes(deployed: Deployed) -> None:
+    c = deployed.client
+    c.create_deployment("default", "churn-api", "models:/churn/1", scaling={
+        "min_replicas": 1, "max_replicas": 2, **FAST,
+    })  # fmt: skip
+    dep = deployed.wait("churn-api", lambda d: ready_replicas(d) >= 1, what="ready")
+    state = json.loads((deployed.server.home / "run" / "gateway.json").read_text())
+    os.kill(state["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        with contextlib.suppress(httpx.HTTPError):
+            r = httpx.post(f"{dep['endpoint']}invocations", json=ROW, timeout=5)
+            if r.status_code == 200:
+                break
+        assert time.monotonic() < deadline, "the gateway did not come back"
+        time.sleep(0.2)
+    restarted = json.loads((deployed.server.home / "run" / "gateway.json").read_text())
+    assert restarted["pid"] != state["pid"]
+    assert any(e["kind"] == "gateway" for e in deployed.events("churn-api"))

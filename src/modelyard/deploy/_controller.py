@@ -45,6 +45,8 @@ ROUTES_REFRESH_S = 5.0
 QUOTA_EVENT_S = 30.0
 SHADOW_QUEUE_LIMIT = 64
 SHADOW_EVENT_S = 10.0
+# Passes without gateway stats (at least 0.25 s apart) before its process is checked.
+GATEWAY_MISSES_BEFORE_RESTART = 8
 
 
 @dataclass
@@ -124,6 +126,7 @@ class DeploymentController:
         self._pushed_version = 0
         self._pushed_replicas: set[str] = set()
         self._gateway_routes_version = 0
+        self._gateway_misses = 0
         self._starting = False
 
     # --- lifecycle ------------------------------------------------------------------
@@ -192,6 +195,12 @@ class DeploymentController:
         snapshot = self._gateway.stats() if self._gateway is not None else None
         if snapshot is not None:
             self._gateway_routes_version = snapshot.routes_version
+            self._gateway_misses = 0
+        elif self._gateway is not None:
+            self._gateway_misses += 1
+            if self._gateway_misses >= GATEWAY_MISSES_BEFORE_RESTART:
+                self._gateway_misses = 0
+                self._restart_gateway()
         with self._wake_lock:
             wakes, self._wakes = self._wakes, set()
         self._starting = False
@@ -228,6 +237,22 @@ class DeploymentController:
             self._repo.purge(dep.id)
             for key in [k for k in self._scalers if k[0] == dep.id]:
                 del self._scalers[key]
+
+    def _restart_gateway(self) -> None:
+        """A gateway that died is started again and given the whole route table."""
+        if self._gateway is None:
+            return
+        try:
+            restarted = self._gateway.ensure_running()
+        except ModelyardError as exc:
+            logger.error("could not restart the gateway: %s", exc)
+            return
+        if restarted:
+            self._pushed_table = None  # push everything to the new process
+            for dep in self._repo.list_all(include_deleting=False):
+                self._repo.add_events(dep.id, [EventDraft(
+                    "gateway", "the gateway process was gone and has been restarted"
+                )])  # fmt: skip
 
     # --- replicas -------------------------------------------------------------------
 

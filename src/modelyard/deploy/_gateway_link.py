@@ -180,11 +180,14 @@ class GatewayLink:
         self, on_wake: Callable[[list[tuple[str, int]]], None], stop: threading.Event
     ) -> threading.Thread:
         """Long-poll ``/-/wakeups`` in a thread, calling ``on_wake`` with (deployment, revision)."""
-        info = self.info
 
         def run() -> None:
             with httpx.Client(timeout=15.0) as client:
                 while not stop.is_set():
+                    info = self._info  # re-read: the gateway may have been restarted
+                    if info is None:
+                        stop.wait(0.5)
+                        continue
                     try:
                         r = client.get(
                             f"{info.url}/-/wakeups",
@@ -201,6 +204,26 @@ class GatewayLink:
         thread = threading.Thread(target=run, name="gateway-wakeups", daemon=True)
         thread.start()
         return thread
+
+    def ensure_running(self) -> bool:
+        """Restart the gateway if its process is gone; True if it was restarted.
+
+        Raises:
+            Unavailable: it could not be started again.
+        """
+        info = self._info
+        if info is not None and pid_alive(info.pid):
+            return False
+        logger.error("the gateway (pid %s) is gone; starting a new one",
+                     info.pid if info else "?")  # fmt: skip
+        if self._owned:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(timeout=0)
+        self._info = None
+        with contextlib.suppress(FileNotFoundError):
+            self._state_path.unlink()
+        self.start()
+        return True
 
     def stop(self) -> None:
         """Stop the gateway (gracefully: in-flight requests finish) and forget it."""

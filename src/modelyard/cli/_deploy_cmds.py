@@ -134,6 +134,13 @@ def _traffic(d: dict[str, Any]) -> str:
     return ", ".join(parts) or "-"
 
 
+def _print_split(name: str, dep: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(dep)
+    else:
+        console.print(f"{name}: {_traffic(dep)}")
+
+
 def _replica_counts(d: dict[str, Any]) -> str:
     states: dict[str, int] = {}
     for r in d["replicas"]:
@@ -303,10 +310,7 @@ def traffic(
         weights[int(version)] = int(pct)
     with user_errors(), client_of(ctx) as client:
         dep = client.set_traffic(_project(ctx, project), name, weights)
-    if as_json:
-        print_json(dep)
-    else:
-        console.print(f"{name}: {_traffic(dep)}")
+    _print_split(name, dep, as_json)
 
 
 @deploy_app.command("shadow")
@@ -323,10 +327,7 @@ def shadow(
     """Mirror a share of requests to a model version; its responses are compared, discarded."""
     with user_errors(), client_of(ctx) as client:
         dep = client.set_shadow(_project(ctx, project), name, version, percent)
-    if as_json:
-        print_json(dep)
-    else:
-        console.print(f"{name}: {_traffic(dep)}")
+    _print_split(name, dep, as_json)
 
 
 @deploy_app.command("rollback")
@@ -336,10 +337,7 @@ def rollback(
     """Back to the previous stable revision (or stop the rollout in progress)."""
     with user_errors(), client_of(ctx) as client:
         dep = client.rollback_deployment(_project(ctx, project), name)
-    if as_json:
-        print_json(dep)
-    else:
-        console.print(f"{name}: {_traffic(dep)}")
+    _print_split(name, dep, as_json)
 
 
 @deploy_app.command("delete")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import httpx
@@ -189,3 +190,48 @@ def test_lineage_needs_a_role_in_the_project(api: Api) -> None:
     stranger = api.auth(api.token_for("sam", Role.EDITOR, project="other"))
     response = api.client.get(f"/api/v1/lineage/run/{run.id}", headers=stranger)
     assert response.status_code == 403
+
+
+def test_many_small_files_go_in_batches_verified_blob_by_blob(api: Api, tmp_path: Path) -> None:
+    url = "/api/v1/projects/default/blobs/batch"
+    good = [b"alpha", b"beta" * 1000, b""]
+    digests = [hashlib.sha256(b).hexdigest() for b in good]
+    header = {"blobs": [{"digest": d, "size": len(b)} for d, b in zip(digests, good, strict=True)]}
+
+    def body(head: dict[str, object], payload: bytes) -> bytes:
+        return json.dumps(head).encode() + b"\n" + payload
+
+    r = api.client.post(url, content=body(header, b"".join(good)), headers=api.as_admin())
+    assert r.status_code == 201, r.text
+    assert [b["digest"] for b in r.json()["stored"]] == digests
+    assert all(api.ctx.blobs.exists(d) for d in digests)
+    # A lie about one blob's content stores nothing of it, and says which.
+    liar = hashlib.sha256(b"other").hexdigest()
+    bad = {"blobs": [{"digest": liar, "size": 5}]}
+    r = api.client.post(url, content=body(bad, b"alpha"), headers=api.as_admin())
+    assert r.status_code == 400
+    assert liar in r.json()["message"]
+    assert not api.ctx.blobs.exists(liar)
+    for payload, fragment in [
+        (b"no header line", "JSON header line"),
+        (b'{"blobs": [{"digest": "xyz", "size": 1}]}\n' + b"x", "invalid blob digest"),
+        (b'{"blobs": 3}\n', "malformed header"),
+        (body(header, b"short"), "declares"),
+    ]:
+        r = api.client.post(url, content=payload, headers=api.as_admin())
+        assert r.status_code == 400
+        assert fragment in r.json()["message"]
+    huge = api.client.post(
+        url, content=b"x", headers={**api.as_admin(), "content-length": str(1 << 30)}
+    )
+    assert huge.status_code in (400, 413)
+    # data add batches small files: 40 files, one version, every blob stored.
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(40):
+        (src / f"f{i}.txt").write_text(f"file {i}\n" * 100)
+    with _client(api) as client:
+        result = add_dataset(client, "default", src, "many", cache_path=tmp_path / "h.sqlite")
+    assert result.uploaded_files == 40
+    assert len(result.version.files) == 40
+    assert all(api.ctx.blobs.exists(f.digest) for f in result.version.files)

@@ -11,6 +11,7 @@ import httpx
 
 from modelyard.artifacts import BlobInfo, validate_logical_path
 from modelyard.core.entities import ArtifactEntry
+from modelyard.data._batch import BATCH_CONTENT_TYPE, BatchEntry, encode_header
 from modelyard.data._entities import Dataset, DatasetVersion
 from modelyard.data._refs import DatasetRef, parse_ref
 
@@ -91,6 +92,21 @@ class DataCalls:
         )
         data = self._send(request).json()
         return BlobInfo(data["digest"], int(data["size"]))
+
+    def put_blob_batch(
+        self: _Requester, project: str, blobs: Sequence[tuple[str, Path, int]]
+    ) -> list[BlobInfo]:
+        """Upload many small files ``(digest, path, size)`` in one request; verified
+        by the server blob by blob."""
+        entries = [BatchEntry(digest, size) for digest, _, size in blobs]
+        body = encode_header(entries) + b"".join(path.read_bytes() for _, path, _ in blobs)
+        data = self.request(
+            "POST",
+            f"{_project_url(project)}/blobs/batch",
+            content=body,
+            headers={"content-type": BATCH_CONTENT_TYPE},
+        )
+        return [BlobInfo(b["digest"], int(b["size"])) for b in data["stored"]]
 
     def commit_dataset_version(
         self: _Requester,

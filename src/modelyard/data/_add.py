@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.data._batch import plan_batches
 from modelyard.data._entities import AddResult, DatasetVersion
 from modelyard.data._hashing import HashCache, hash_files
 from modelyard.data._manifest import manifest_digest
@@ -112,8 +113,14 @@ def _upload_missing(
     total = sum(by_digest[d].size for d in missing)
     stored = len(by_digest) - len(missing)
     progress(f"uploading {len(missing)} new blob(s), {total} bytes; {stored} already stored")
+    batches, alone = plan_batches([(d, by_digest[d].path, by_digest[d].size) for d in missing])
     with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-        list(pool.map(lambda d: client.put_blob(project, d, by_digest[d].path), missing))
+        jobs: list[Future[object]] = [
+            pool.submit(client.put_blob_batch, project, batch) for batch in batches
+        ]
+        jobs += [pool.submit(client.put_blob, project, d, path) for d, path, _ in alone]
+        for job in jobs:
+            job.result()
     return len(missing), total
 
 

@@ -25,6 +25,10 @@ class BlobOut(BaseModel):
     size: int
 
 
+class BlobBatchOut(BaseModel):
+    stored: list[BlobOut]
+
+
 class FileIn(Input):
     path: str = Field(min_length=1, max_length=1024)
     digest: str = Field(min_length=64, max_length=64)

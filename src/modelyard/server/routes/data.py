@@ -10,14 +10,17 @@ from __future__ import annotations
 import anyio.to_thread
 from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.artifacts import validate_digest, validate_logical_path
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, RUN_EDITOR, Principal
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import IntegrityError, InvalidInput
+from modelyard.data._batch import MAX_BATCH_BYTES, decode
 from modelyard.data._refs import parse_version, validate_dataset_name
 from modelyard.server._context import app_context
 from modelyard.server._data_schemas import (
+    BlobBatchOut,
     BlobOut,
     DatasetOut,
     DatasetVersionOut,
@@ -69,6 +72,40 @@ async def put_blob(project: str, digest: str, request: Request) -> BlobOut:
     except IntegrityError as exc:
         raise InvalidInput(f"body does not hash to {digest}: {exc}") from exc
     return BlobOut(digest=info.digest, size=info.size)
+
+
+@api.route(
+    "POST", "/blobs/batch", permission=PROJECT_EDITOR, action="blob.put_batch", status_code=201
+)  # fmt: skip
+async def put_blob_batch(project: str, request: Request) -> BlobBatchOut:
+    """Store many small blobs from one body (see :mod:`modelyard.data._batch`)."""
+    ctx = app_context(request)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BATCH_BYTES:
+        raise StarletteHTTPException(413, f"a blob batch is at most {MAX_BATCH_BYTES} bytes")
+    await anyio.to_thread.run_sync(ctx.store.auth.get_project, project)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > MAX_BATCH_BYTES:
+            raise StarletteHTTPException(413, f"a blob batch is at most {MAX_BATCH_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    def store() -> list[BlobOut]:
+        stored = []
+        for entry, data in decode(body):
+            try:
+                info = ctx.blobs.put_bytes(data, expected_digest=entry.digest)
+            except IntegrityError as exc:
+                raise InvalidInput(f"blob {entry.digest}: content does not match") from exc
+            stored.append(BlobOut(digest=info.digest, size=info.size))
+        return stored
+
+    stored = await anyio.to_thread.run_sync(store)
+    set_audit_target(request, f"blobs:{len(stored)}")
+    return BlobBatchOut(stored=stored)
 
 
 @api.route("GET", "/datasets", permission=PROJECT_VIEWER, action="dataset.list")

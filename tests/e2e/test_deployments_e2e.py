@@ -315,6 +315,9 @@ def test_a_restarted_server_adopts_live_replicas(deployed: Deployed, tmp_path: P
     })  # fmt: skip
     dep = deployed.wait("churn-api", lambda d: ready_replicas(d) >= 1, what="ready")
     replica = next(r for r in dep["replicas"] if r["state"] == "ready")
+    # The gateway routes to it (the route push follows the ready mark within one pass).
+    first = httpx.post(f"{dep['endpoint']}invocations", json=ROW, timeout=30)
+    assert first.status_code == 200
     deployed.server.process.send_signal(signal.SIGKILL)
     deployed.server.process.wait()
     assert pid_alive(replica["pid"])  # replicas and the gateway outlive a crashed server

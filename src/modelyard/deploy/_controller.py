@@ -16,14 +16,13 @@ Every decision that changes something, and a heartbeat of the others, is an even
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from modelyard.autoscale import AnyPolicy, AutoscaleController, Observation
@@ -35,6 +34,7 @@ from modelyard.deploy._launcher import pid_alive, probe_ready, stop_replica
 from modelyard.deploy._policy import deployment_policy
 from modelyard.deploy._replicas import ReplicaFactory, free_port, new_replica_id
 from modelyard.deploy._rollout import RolloutView, advance
+from modelyard.deploy._routes import build_route_table
 from modelyard.deploy._signals import GatewaySnapshot, RevisionCounters, observation, window_stats
 from modelyard.store import DeploymentChange, MetadataStore
 
@@ -43,7 +43,6 @@ logger = logging.getLogger("modelyard.deploy")
 HEARTBEAT_EVENT_S = 60.0
 ROUTES_REFRESH_S = 5.0
 QUOTA_EVENT_S = 30.0
-SHADOW_QUEUE_LIMIT = 64
 SHADOW_EVENT_S = 10.0
 # Passes without gateway stats (at least 0.25 s apart) before its process is checked.
 GATEWAY_MISSES_BEFORE_RESTART = 8
@@ -426,7 +425,7 @@ class DeploymentController:
             change.stable_revision = ro.target
             change.previous_stable = ro.stable
         if step.message is not None:
-            data = {"canary": vars_of(view.canary), "stable": vars_of(view.stable),
+            data = {"canary": asdict(view.canary), "stable": asdict(view.stable),
                     "phase": step.rollout.phase, "weights": step.weights}  # fmt: skip
             change.events = [EventDraft("rollout", step.message, ro.target, data)]
         new, _ = self._repo.change(dep.id, change)
@@ -664,38 +663,10 @@ class DeploymentController:
     # --- routes ---------------------------------------------------------------------
 
     def route_table(self) -> list[dict[str, Any]]:
-        """The gateway's routes: ready, non-standby replicas of revisions with traffic."""
-        replicas: dict[int, list[Replica]] = defaultdict(list)
-        for r in self._repo.replicas(active_only=True):
-            if r.state == "ready" and not r.standby and r.id not in self._stopping:
-                replicas[r.deployment_id].append(r)
-        table: list[dict[str, Any]] = []
-        for dep in self._repo.list_all(include_deleting=False):
-            revisions: list[dict[str, Any]] = [
-                {
-                    "revision": rev.number,
-                    "weight": rev.weight,
-                    "shadow_percent": rev.shadow_percent,
-                    "replicas": [
-                        {"id": r.id, "host": "127.0.0.1", "port": r.port}
-                        for r in replicas[dep.id]
-                        if r.revision == rev.number
-                    ],
-                }
-                for rev in dep.revisions
-                if rev.weight > 0 or rev.shadow_percent > 0
-            ]
-            if sum(r["weight"] for r in revisions) != 100:
-                continue
-            table.append({
-                "name": dep.name,
-                "request_timeout_s": dep.config.request_timeout_s,
-                "queue_limit": dep.config.queue_limit,
-                "queue_timeout_s": dep.config.queue_timeout_s,
-                "shadow_queue_limit": SHADOW_QUEUE_LIMIT,
-                "revisions": revisions,
-            })  # fmt: skip
-        return table
+        """The gateway's routes, from the store (see :func:`build_route_table`)."""
+        routable = [r for r in self._repo.replicas(active_only=True)
+                    if r.id not in self._stopping]  # fmt: skip
+        return build_route_table(self._repo.list_all(include_deleting=False), routable)
 
     def _push_routes(self) -> None:
         if self._gateway is None:
@@ -724,12 +695,4 @@ class DeploymentController:
 
 
 def _with_state(r: Replica, state: str, ready_ms: int) -> Replica:
-    from dataclasses import replace
-
     return replace(r, state=state, ready_at_ms=ready_ms)  # type: ignore[arg-type]
-
-
-def vars_of(stats: Any) -> dict[str, Any]:
-    with contextlib.suppress(TypeError):
-        return {k: getattr(stats, k) for k in ("requests", "errors", "p99_s")}
-    return {}

@@ -1,6 +1,7 @@
 """The HTTP floor: a bare ASGI endpoint on the same stack as ``modelyard serve``.
 
-uvicorn with uvloop and httptools, one process, access log off, the same socket setup.
+uvicorn with uvloop and httptools, one process, access log off, no proxy-header
+middleware (as ``modelyard serve``).
 It reads the request body and answers a constant JSON prediction.
 
 Run: ``python benchmarks/serving/floor_app.py PORT``.
@@ -15,7 +16,8 @@ from typing import Any
 import uvicorn
 
 _BODY = b'{"predictions":[0]}'
-_HEADERS = [(b"content-type", b"application/json")]
+# The same response head as the runtime writes.
+_HEADERS = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(_BODY))]
 
 
 async def app(
@@ -46,4 +48,5 @@ if __name__ == "__main__":
         log_level="warning",
         server_header=False,
         date_header=False,
+        proxy_headers=False,
     )

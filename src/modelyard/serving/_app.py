@@ -12,12 +12,13 @@ with ``/ready`` and ``/infer``), the MLflow scoring protocol (``/invocations``,
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
+
+import orjson
 
 from modelyard.core.errors import InvalidInput, ModelyardError, Unavailable
 from modelyard.serving import _mlflow_protocol as mlflow_protocol
@@ -55,7 +56,7 @@ class _Response:
 
 
 def _json(value: object, status: int = 200) -> _Response:
-    return _Response(status, json.dumps(value, separators=(",", ":")).encode(), _JSON)
+    return _Response(status, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), _JSON)
 
 
 class ServingApp:
@@ -84,16 +85,47 @@ class ServingApp:
                 200, metrics.render(), [(b"content-type", CONTENT_TYPE.encode())]
             ),
         }
-        self._post: dict[str, Callable[[object], Awaitable[_Response]]] = {
-            "/invocations": self._invocations,
-            "/predict": self._predict,
+        self._post: dict[str, Callable[[Any, object], Array]] = {
+            "/invocations": mlflow_protocol.decode_invocations,
+            "/predict": mlflow_protocol.decode_predict,
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await self._http(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await self._lifespan(receive, send)
+            return
+        start = time.perf_counter()
+        metrics = self.metrics
+        metrics.in_flight += 1
+        path, method = scope["path"], scope["method"]
+        route = path
+        try:
+            # The prediction routes first, without the general dispatch's extra frame.
+            decode = self._post.get(path) if method == "POST" else None
+            if decode is not None:
+                response = await self._mlflow_style(await self._body(scope, receive), decode)
+            else:
+                response, route = await self._dispatch(path, method, scope, receive)
+        except HTTPError as exc:
+            error = {"error": exc.message, **exc.extra}
+            if "error_code" in exc.extra:
+                error["message"] = exc.message
+            response = _json(error, exc.status)
+            if exc.status == 404:
+                route = "other"
+        finally:
+            metrics.in_flight -= 1
+        body = response.body
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [*response.headers, (b"content-length", b"%d" % len(body))],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+        metrics.observe_request(route, response.status, time.perf_counter() - start)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -111,28 +143,6 @@ class ServingApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        start = time.perf_counter()
-        self.metrics.in_flight.inc()
-        path, method = scope["path"], scope["method"]
-        route = path
-        try:
-            response, route = await self._dispatch(path, method, scope, receive)
-        except HTTPError as exc:
-            body = {"error": exc.message, **exc.extra}
-            if "error_code" in exc.extra:
-                body["message"] = exc.message
-            response = _json(body, exc.status)
-            if exc.status == 404:
-                route = "other"
-        finally:
-            self.metrics.in_flight.dec()
-        await send(
-            {"type": "http.response.start", "status": response.status, "headers": response.headers}
-        )
-        await send({"type": "http.response.body", "body": response.body})
-        self.metrics.observe_request(route, response.status, time.perf_counter() - start)
-
     async def _dispatch(
         self, path: str, method: str, scope: Scope, receive: Receive
     ) -> tuple[_Response, str]:
@@ -140,10 +150,6 @@ class ServingApp:
             handler = self._get.get(path)
             if handler is not None:
                 return handler(), path
-        elif method == "POST":
-            post = self._post.get(path)
-            if post is not None:
-                return await post(await self._body(scope, receive)), path
         if path.startswith(_MODELS):
             return await self._model_route(path[len(_MODELS) :], method, scope, receive)
         if path in self._get or path in self._post:
@@ -199,8 +205,8 @@ class ServingApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            return json.loads(b"".join(chunks))
-        except (ValueError, UnicodeDecodeError) as exc:
+            return orjson.loads(chunk if len(chunks) == 1 else b"".join(chunks))
+        except orjson.JSONDecodeError as exc:
             raise HTTPError(400, f"the request body is not valid JSON: {exc}") from exc
 
     # ---- handlers -------------------------------------------------------------------
@@ -240,7 +246,12 @@ class ServingApp:
             rows, request_id, wanted = oip.decode_infer(spec, body)
         except InvalidInput as exc:
             raise HTTPError(400, exc.message) from exc
-        prediction = await self._run(runtime.infer(rows))
+        try:
+            prediction = await runtime.infer(rows)
+        except InvalidInput as exc:
+            raise HTTPError(400, exc.message) from exc
+        except Exception as exc:
+            raise _inference_error(exc) from exc
         try:
             outputs = oip.encode_outputs(prediction, runtime.model.signature, wanted)
         except InvalidInput as exc:
@@ -254,12 +265,6 @@ class ServingApp:
             answer["id"] = request_id
         return _json(answer)
 
-    async def _invocations(self, body: object) -> _Response:
-        return await self._mlflow_style(body, mlflow_protocol.decode_invocations)
-
-    async def _predict(self, body: object) -> _Response:
-        return await self._mlflow_style(body, mlflow_protocol.decode_predict)
-
     async def _mlflow_style(
         self, body: object, decode: Callable[[Any, object], Array]
     ) -> _Response:
@@ -267,25 +272,24 @@ class ServingApp:
         try:
             if runtime.spec is None:
                 payload = mlflow_protocol.generic_input(body)
-                prediction = await self._run(runtime.infer_generic(payload))
+                prediction = await runtime.infer_generic(payload)
             else:
-                prediction = await self._run(runtime.infer(decode(runtime.spec, body)))
+                prediction = await runtime.infer(decode(runtime.spec, body))
         except InvalidInput as exc:
             # MLflow's scoring server answers {"error_code", "message"}; keep both shapes.
             raise HTTPError(400, exc.message, error_code="BAD_REQUEST") from exc
+        except Exception as exc:
+            raise _inference_error(exc) from exc
         return _json(mlflow_protocol.encode_predictions(prediction))
 
-    async def _run(self, call: Awaitable[Array]) -> Array:
-        try:
-            return await call
-        except InvalidInput:
-            raise
-        except Unavailable as exc:
-            raise HTTPError(503, exc.message) from exc
-        except ModelyardError as exc:
-            raise HTTPError(400, exc.message) from exc
-        except Exception as exc:
-            error_id = secrets.token_hex(8)
-            logger.exception("model error %s", error_id)
-            message = f"the model failed (error id {error_id}); see the server log"
-            raise HTTPError(500, message, error_id=error_id) from exc
+
+def _inference_error(exc: Exception) -> HTTPError:
+    """The answer for an exception raised while predicting (not a bad request body)."""
+    if isinstance(exc, Unavailable):
+        return HTTPError(503, exc.message)
+    if isinstance(exc, ModelyardError):
+        return HTTPError(400, exc.message)
+    error_id = secrets.token_hex(8)
+    logger.error("model error %s", error_id, exc_info=exc)
+    message = f"the model failed (error id {error_id}); see the server log"
+    return HTTPError(500, message, error_id=error_id)

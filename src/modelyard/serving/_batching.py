@@ -29,7 +29,7 @@ from dataclasses import dataclass
 _DECAY = 0.95  # weight of older observations in the latency fit and the gap estimate
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Pending:
     """One queued request: when it arrived (seconds, caller's clock) and its row count."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from modelyard.core.errors import InvalidInput
 from modelyard.models import ColumnSchema, Signature, TensorSchema
 from modelyard.serving._types import Array
 
+_ALL = np.logical_and.reduce  # ndarray.all() without its Python-level wrapper
 _NUMERIC = frozenset(
     {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"}
     | {"float16", "float32", "float64", "bool"}
@@ -42,6 +44,16 @@ class InputSpec:
     column_dtypes: tuple[str, ...]
     dtype: np.dtype[np.generic]
     shape: tuple[int, ...]
+
+    @cached_property
+    def name_list(self) -> list[str] | None:
+        """The column names as a list, to compare a request's ``columns`` with at C speed."""
+        return list(self.names) if self.names is not None else None
+
+    @cached_property
+    def integer_columns(self) -> tuple[int, ...]:
+        """Positions of the integer columns (they must hold whole numbers)."""
+        return tuple(j for j, d in enumerate(self.column_dtypes) if d[0] in "iu")
 
     @property
     def width(self) -> int:
@@ -135,6 +147,13 @@ def from_column_values(spec: InputSpec, columns: Mapping[str, object]) -> Array:
 def check_shape(spec: InputSpec, shape: tuple[int, ...], what: str) -> None:
     """Refuse an array shape that does not fit the spec, naming the dimension."""
     want = spec.shape
+    if (
+        len(shape) == 2 == len(want)
+        and shape[0]
+        and want[0] in (-1, shape[0])
+        and want[1] in (-1, shape[1])
+    ):
+        return  # the common case (rows of columns), checked without a loop
     if len(shape) != len(want):
         raise InvalidInput(
             f"{what} must have {len(want)} dimension(s) (shape {list(want)}), got shape "
@@ -169,7 +188,7 @@ def _bad_value_place(spec: InputSpec, values: object) -> str:
 
 def _checked(spec: InputSpec, array: Array) -> Array:
     """Refuse nulls/NaN and non-whole values for integer columns; cast to the spec."""
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
+    if array.dtype.kind == "f" and not _ALL(np.isfinite(array), axis=None):
         bad = np.argwhere(~np.isfinite(array))[0]
         place = (
             f"column {spec.names[int(bad[1])]!r}"
@@ -178,7 +197,7 @@ def _checked(spec: InputSpec, array: Array) -> Array:
         )
         raise InvalidInput(f"{place} has a null, NaN or infinite value")
     if spec.dtype == array.dtype:
-        if spec.names is not None and spec.dtype.kind == "f" and array.ndim == 2:
+        if spec.integer_columns and spec.dtype.kind == "f" and array.ndim == 2:
             _check_integer_columns(spec, array)
         return array
     if spec.dtype.kind in "iu":
@@ -192,8 +211,9 @@ def _checked(spec: InputSpec, array: Array) -> Array:
 
 def _check_integer_columns(spec: InputSpec, array: Array) -> None:
     """Integer columns read into a float array (mixed with float columns) must be whole."""
-    for j, dtype in enumerate(spec.column_dtypes):
-        if dtype[0] in "iu" and not bool(np.all(np.mod(array[:, j], 1) == 0)):
+    for j in spec.integer_columns:
+        dtype = spec.column_dtypes[j]
+        if not bool(np.all(np.mod(array[:, j], 1) == 0)):
             name = spec.names[j] if spec.names is not None else str(j)
             raise InvalidInput(
                 f"column {name!r} has values that are not whole numbers; expected {dtype}"

@@ -7,16 +7,28 @@
 * ``modelyard_serving_in_flight_requests{model, version}`` (what the autoscaler reads)
 
 ``route`` is the route template (``/v2/models/{model}/infer``), never the raw path, so
-the label set stays bounded. Label children are cached: a request costs two dict
-lookups, a histogram observation and a counter increment.
+the label set stays bounded.
+
+Every update happens on the event loop's thread, so the values are plain Python numbers
+with no lock (``prometheus_client``'s metric objects take a lock per update, which cost
+more than the rest of a request's bookkeeping). A collector turns them into metric
+families only when ``/metrics`` is scraped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from bisect import bisect_left
+from collections.abc import Callable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
 
 _LATENCY_BUCKETS_S = (
     0.0005,
@@ -39,6 +51,30 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
+class _Histogram:
+    """Per-bucket counts (not cumulative) plus an overflow slot, and the sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self.bounds = tuple(bounds)
+        self.counts = [0] * (len(self.bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative ``(le, count)`` pairs ending with ``+Inf``, as exposition wants."""
+        out: list[tuple[str, float]] = []
+        running = 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
+        return out
+
+
 class ServingMetrics:
     """The metrics of one served model.
 
@@ -46,7 +82,7 @@ class ServingMetrics:
         model: The model name label.
         version: The version label.
         queue_depth: Read at scrape time for the queue-depth gauge.
-        registry: Where the metrics live; a fresh one when None (tests build their own).
+        registry: Where the metrics are registered; a fresh one when None.
     """
 
     def __init__(
@@ -57,56 +93,22 @@ class ServingMetrics:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        labels = ("model", "version")
-        self._labels = (model, version)
-        self._requests = Counter(
-            "modelyard_serving_requests",
-            "Requests answered, by route and HTTP status.",
-            (*labels, "route", "status"),
-            registry=self.registry,
-        )
-        self._latency = Histogram(
-            "modelyard_serving_request_duration_seconds",
-            "Time from the request's arrival to its answer.",
-            (*labels, "route"),
-            buckets=_LATENCY_BUCKETS_S,
-            registry=self.registry,
-        )
-        batch = Histogram(
-            "modelyard_serving_batch_size_rows",
-            "Rows per predict call.",
-            labels,
-            buckets=_BATCH_BUCKETS,
-            registry=self.registry,
-        )
-        self._batch = batch.labels(*self._labels)
-        depth = Gauge(
-            "modelyard_serving_queue_depth",
-            "Requests waiting for a batch.",
-            labels,
-            registry=self.registry,
-        )
-        depth.labels(*self._labels).set_function(lambda: float(queue_depth()))
-        self.in_flight = Gauge(
-            "modelyard_serving_in_flight_requests",
-            "Requests being handled now.",
-            labels,
-            registry=self.registry,
-        ).labels(*self._labels)
-        self._counters: dict[tuple[str, int], Counter] = {}
-        self._histograms: dict[str, Histogram] = {}
+        self._labels = [model, version]
+        self._queue_depth = queue_depth
+        self.in_flight = 0
+        self._requests: dict[tuple[str, int], int] = {}
+        self._latency: dict[str, _Histogram] = {}
+        self._batch = _Histogram(_BATCH_BUCKETS)
+        self.registry.register(_Exporter(self))
 
     def observe_request(self, route: str, status: int, duration_s: float) -> None:
         """Count one answered request and its latency."""
-        counter = self._counters.get((route, status))
-        if counter is None:
-            counter = self._requests.labels(*self._labels, route, str(status))
-            self._counters[(route, status)] = counter
-        counter.inc()
-        histogram = self._histograms.get(route)
+        key = (route, status)
+        requests = self._requests
+        requests[key] = requests.get(key, 0) + 1
+        histogram = self._latency.get(route)
         if histogram is None:
-            histogram = self._latency.labels(*self._labels, route)
-            self._histograms[route] = histogram
+            histogram = self._latency[route] = _Histogram(_LATENCY_BUCKETS_S)
         histogram.observe(duration_s)
 
     def observe_batch(self, rows: int) -> None:
@@ -116,3 +118,46 @@ class ServingMetrics:
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)
+
+    def families(self) -> Iterator[Metric]:
+        """The current values as Prometheus metric families."""
+        labels = ["model", "version"]
+        requests = CounterMetricFamily(
+            "modelyard_serving_requests",
+            "Requests answered, by route and HTTP status.",
+            labels=[*labels, "route", "status"],
+        )
+        for (route, status), count in sorted(self._requests.items()):
+            requests.add_metric([*self._labels, route, str(status)], count)
+        yield requests
+        latency = HistogramMetricFamily(
+            "modelyard_serving_request_duration_seconds",
+            "Time from the request's arrival to its answer.",
+            labels=[*labels, "route"],
+        )
+        for route, histogram in sorted(self._latency.items()):
+            latency.add_metric([*self._labels, route], histogram.buckets(), histogram.total)
+        yield latency
+        batch = HistogramMetricFamily(
+            "modelyard_serving_batch_size_rows", "Rows per predict call.", labels=labels
+        )
+        batch.add_metric(self._labels, self._batch.buckets(), self._batch.total)
+        yield batch
+        depth = GaugeMetricFamily(
+            "modelyard_serving_queue_depth", "Requests waiting for a batch.", labels=labels
+        )
+        depth.add_metric(self._labels, float(self._queue_depth()))
+        yield depth
+        in_flight = GaugeMetricFamily(
+            "modelyard_serving_in_flight_requests", "Requests being handled now.", labels=labels
+        )
+        in_flight.add_metric(self._labels, float(self.in_flight))
+        yield in_flight
+
+
+class _Exporter(Collector):
+    def __init__(self, metrics: ServingMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._metrics.families()

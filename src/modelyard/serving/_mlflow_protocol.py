@@ -34,6 +34,8 @@ def decode_invocations(spec: InputSpec, body: object) -> Array:
         InvalidInput: the body has none of the accepted forms, or does not fit the
             signature (the message names the column or dimension).
     """
+    if type(body) is dict and len(body) == 1 and "dataframe_split" in body:
+        return _from_split(spec, body["dataframe_split"])  # the usual request, checked first
     if not isinstance(body, Mapping):
         raise InvalidInput(f"the request body must be a JSON object with one of {MLFLOW_KEYS}")
     keys = [k for k in MLFLOW_KEYS if k in body]
@@ -81,11 +83,10 @@ def decode_predict(spec: InputSpec, body: object) -> Array:
 
 
 def _from_split(spec: InputSpec, value: object) -> Array:
-    if not isinstance(value, Mapping) or not isinstance(value.get("data"), list):
+    if not isinstance(value, Mapping) or type(data := value.get("data")) is not list:
         raise InvalidInput("'dataframe_split' must be an object with 'columns' and 'data'")
-    data = value["data"]
     columns = value.get("columns")
-    if spec.names is None or columns is None:
+    if columns == spec.name_list or spec.names is None or columns is None:
         return from_rows(spec, data)
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput("'dataframe_split.columns' must be a list of column names")

@@ -96,6 +96,7 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
         log_level=options.log_level,
         server_header=False,
         date_header=False,
+        proxy_headers=False,  # the runtime never reads the client address or scheme
         timeout_graceful_shutdown=30,
     )
     logger.info(

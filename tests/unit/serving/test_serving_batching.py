@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from modelyard.serving import Decision, GapEstimate, LatencyModel, Pending, decide
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Req(Pending):
     ident: int = 0
 

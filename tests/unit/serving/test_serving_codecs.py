@@ -110,3 +110,24 @@ def test_tensor_model_metadata_and_outputs() -> None:
     assert encoded == [{"name": "output-0", "datatype": "FP64", "shape": [1], "data": [1.5]}]
     with pytest.raises(InvalidInput, match="unknown output 'nope'"):
         encode_outputs(np.array([1.5]), TENSOR, ["nope"])
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([[None, 1]], "column 'a' has a null"),
+        ([[0.5, 1.5]], "column 'b' has values that are not whole"),
+        ([[0.5]], "dimension 1 of the input has size 1, expected 2"),
+        ([], "got shape"),
+        ("rows", "'columns' and 'data'"),
+    ],
+)
+def test_the_dataframe_split_fast_path_checks_like_the_others(data: object, message: str) -> None:
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": data}}
+    with pytest.raises(InvalidInput, match=message):
+        decode_invocations(SPEC, body)
+
+
+def test_huge_finite_values_are_accepted() -> None:
+    body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.7e308, 1], [1.7e308, 2]]}}
+    assert decode_invocations(SPEC, body)[:, 0].tolist() == [1.7e308, 1.7e308]

@@ -71,8 +71,8 @@ def install_dvc(tmp: Path) -> Path:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
     subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
     subprocess.run(
-        [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
-         "dvc"], check=True,
+        [uv, "pip", "install", "-q", "--compile-bytecode",  # .pyc cache, like modelyard's
+         "--python", str(venv / "bin" / "python"), "dvc"], check=True,
     )  # fmt: skip
     dvc = venv / "bin" / "dvc"
     version = subprocess.run([str(dvc), "--version"], capture_output=True, text=True, check=True)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
+from modelyard.artifacts import FileBlobStore
 from modelyard.client import ModelyardClient
+from modelyard.config import Settings
 from modelyard.core.entities import Role
 from modelyard.core.errors import InvalidInput, NotFound, PermissionDenied
+from modelyard.data import _add as add_module
 from modelyard.data._add import add_dataset, get_dataset
+from modelyard.server import build_context
+from modelyard.server.routes import data as data_routes
 from modelyard.testing.harness import Api
 
 
@@ -235,3 +241,76 @@ def test_many_small_files_go_in_batches_verified_blob_by_blob(api: Api, tmp_path
     assert result.uploaded_files == 40
     assert len(result.version.files) == 40
     assert all(api.ctx.blobs.exists(f.digest) for f in result.version.files)
+
+
+def test_a_batch_streamed_without_a_length_is_cut_at_the_limit(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(data_routes, "MAX_BATCH_BYTES", 4096)
+    blob = b"y" * 8192
+    header = json.dumps({"blobs": [{"digest": hashlib.sha256(blob).hexdigest(), "size": 8192}]})
+
+    def chunked() -> Iterator[bytes]:  # no content-length: the server counts as it reads
+        yield header.encode() + b"\n"
+        yield blob[:4096]
+        yield blob[4096:]
+
+    r = api.client.post(
+        "/api/v1/projects/default/blobs/batch", content=chunked(), headers=api.as_admin()
+    )
+    assert r.status_code == 413
+    assert not api.ctx.blobs.exists(hashlib.sha256(blob).hexdigest())
+
+
+def test_the_blob_fsync_setting_reaches_the_artifact_store(tmp_path: Path) -> None:
+    for flag in (True, False):
+        ctx = build_context(Settings(home=tmp_path / f"home-{flag}", blob_fsync=flag))
+        try:
+            assert isinstance(ctx.blobs, FileBlobStore)
+            assert ctx.blobs.fsync is flag
+        finally:
+            ctx.store.close()
+
+
+def test_uploads_start_while_later_files_are_still_hashed(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(add_module, "OFFER_BYTES", 10_000)
+    src = tmp_path / "piped"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02d}.bin").write_bytes(bytes([i]) * 4000)
+    (src / "copy.bin").write_bytes(bytes([0]) * 4000)  # the same content as f00.bin
+    asked: list[int] = []
+    with _client(api) as client:
+        real = client.missing_blobs
+
+        def counting(project: str, digests: list[str]) -> list[str]:
+            asked.append(len(digests))
+            return real(project, digests)
+
+        monkeypatch.setattr(client, "missing_blobs", counting)
+        result = add_dataset(client, "default", src, "piped")
+        assert len(asked) > 1  # one question per group of about OFFER_BYTES
+        assert sum(asked) == 20  # each content once
+        assert (result.uploaded_files, result.version.file_count) == (20, 21)
+        # Without a hash cache every file is read again; nothing is uploaded or created.
+        again = add_dataset(client, "default", src, "piped")
+        assert (again.created, again.uploaded_files, again.hashed_files) == (False, 0, 21)
+
+
+def test_a_failed_upload_fails_the_add_and_commits_nothing(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "broken"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 100)
+    with _client(api) as client:
+
+        def refuse(*_args: object) -> None:
+            raise InvalidInput("the server said no")
+
+        monkeypatch.setattr(client, "put_blob_batch", refuse)
+        with pytest.raises(InvalidInput, match="the server said no"):
+            add_dataset(client, "default", src, "broken")
+    assert api.ctx.store.data.list_datasets("default") == []

@@ -11,7 +11,9 @@ from modelyard.core.errors import InvalidInput
 from modelyard.core.registry import SchemeRegistry
 
 
-def create_blob_store(uri: str, *, s3_endpoint_url: str | None = None) -> BlobStore:
+def create_blob_store(
+    uri: str, *, s3_endpoint_url: str | None = None, fsync: bool = False
+) -> BlobStore:
     """Open the blob store a URI names.
 
     ``file:///abs/path`` opens a :class:`FileBlobStore` (creating the directory);
@@ -22,6 +24,8 @@ def create_blob_store(uri: str, *, s3_endpoint_url: str | None = None) -> BlobSt
     Args:
         uri: The store's URI.
         s3_endpoint_url: The endpoint of an S3-compatible server, for ``s3://`` URIs.
+        fsync: For ``file://`` stores, flush every blob to disk before a put returns
+            (``MODELYARD_BLOB_FSYNC``); S3 acknowledges a put only once it is durable.
 
     Returns:
         The store; the caller closes it.
@@ -31,12 +35,12 @@ def create_blob_store(uri: str, *, s3_endpoint_url: str | None = None) -> BlobSt
         Unavailable: an ``s3://`` URI is given but boto3 is not installed.
     """
     registry = SchemeRegistry[BlobStore]("artifact store")
-    registry.register("file", _open_file_store)
+    registry.register("file", partial(_open_file_store, fsync=fsync))
     registry.register("s3", partial(_open_s3_store, endpoint_url=s3_endpoint_url))
     return registry.create(uri)
 
 
-def _open_file_store(uri: str) -> BlobStore:
+def _open_file_store(uri: str, *, fsync: bool = False) -> BlobStore:
     from modelyard.artifacts._file import FileBlobStore
 
     parts = urlsplit(uri)
@@ -48,7 +52,7 @@ def _open_file_store(uri: str) -> BlobStore:
     path = unquote(parts.path)
     if not path.startswith("/") or "\x00" in path:
         raise InvalidInput(f"invalid file store URI {uri!r}: the path must be absolute")
-    return FileBlobStore(Path(path))
+    return FileBlobStore(Path(path), fsync=fsync)
 
 
 def _open_s3_store(uri: str, *, endpoint_url: str | None) -> BlobStore:

@@ -5,20 +5,31 @@ Layout under the root directory::
     sha256/ab/abcdef...   one file per blob, named by its full digest
     tmp/                  puts in progress (and leftovers of killed processes)
 
-A put writes to a new file in ``tmp/``, fsyncs it and renames it into place; a rename
-within one file system is atomic, so readers never see a partial blob and two
-concurrent puts of the same content simply both succeed.
+A put writes to a new file in ``tmp/`` and renames it into place; a rename within one
+file system is atomic, so readers never see a partial blob (not even after the process
+is killed: what it wrote is in the page cache) and two concurrent puts of the same
+content simply both succeed.
+
+Durability against power loss or an OS crash is a choice (``fsync``, from the
+``MODELYARD_BLOB_FSYNC`` setting): with it each blob is fsync'ed, and its directory
+after the rename, before the put returns, which costs the disk's write bandwidth on
+every put; without it (the default, as git does for loose objects and DVC for its
+cache) the OS writes blobs back in its own time. Either way every read verifies the
+blob's digest, and a blob that a crash left empty counts as absent, so adding its
+content again repairs it. See docs/data.md.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from modelyard.artifacts._base import (
     BlobInfo,
     BlobStore,
+    Chunk,
     check_expected,
     create_temp_file,
     validate_digest,
@@ -27,6 +38,8 @@ from modelyard.artifacts._base import (
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.errors import InvalidInput, NotFound
 
+EMPTY_DIGEST = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # sha256(b"")
+
 
 class FileBlobStore(BlobStore):
     """Blobs as files under a local directory (created if missing).
@@ -34,10 +47,14 @@ class FileBlobStore(BlobStore):
     Args:
         root: The store's directory; made absolute.
         clock: The wall clock used to age leftovers in ``tmp/``.
+        fsync: Flush every blob (and its directory entry) to disk before a put returns.
     """
 
-    def __init__(self, root: Path | str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, root: Path | str, *, clock: Clock | None = None, fsync: bool = False
+    ) -> None:
         self._root = Path(root).absolute()
+        self._fsync = fsync
         self._blobs = self._root / "sha256"
         self._tmp = self._root / "tmp"
         self._clock: Clock = clock if clock is not None else SystemClock()
@@ -59,7 +76,7 @@ class FileBlobStore(BlobStore):
         return self._blobs / digest[:2] / digest
 
     def put_stream(
-        self, chunks: Iterable[bytes], *, expected_digest: str | None = None
+        self, chunks: Iterable[Chunk], *, expected_digest: str | None = None
     ) -> BlobInfo:
         if expected_digest is not None:
             validate_digest(expected_digest)
@@ -67,8 +84,9 @@ class FileBlobStore(BlobStore):
         try:
             with f:
                 info = write_hashing(chunks, f)
-                f.flush()
-                os.fsync(f.fileno())
+                if self._fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
             check_expected(info, expected_digest, self.uri)
             final = self.blob_path(info.digest)
             if _has_size(final, info.size):
@@ -79,11 +97,23 @@ class FileBlobStore(BlobStore):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(final.parent)
+        if self._fsync:
+            _fsync_dir(final.parent)
         return info
 
+    @property
+    def fsync(self) -> bool:
+        """Whether puts flush each blob to disk before returning."""
+        return self._fsync
+
     def exists(self, digest: str) -> bool:
-        return self.blob_path(digest).is_file()
+        # An empty file under the digest of non-empty content is what an OS crash leaves
+        # of a blob that was never flushed: absent, so that the next put replaces it.
+        try:
+            st = self.blob_path(digest).stat()
+        except FileNotFoundError:
+            return False
+        return stat.S_ISREG(st.st_mode) and (st.st_size > 0 or digest == EMPTY_DIGEST)
 
     def size(self, digest: str) -> int:
         try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from modelyard.artifacts._base import (
     BlobInfo,
     BlobStore,
+    Chunk,
     check_expected,
     validate_digest,
     write_hashing,
@@ -110,7 +111,7 @@ class S3BlobStore(BlobStore):
         return f"{self._key_root}{digest[:2]}/{digest}"
 
     def put_stream(
-        self, chunks: Iterable[bytes], *, expected_digest: str | None = None
+        self, chunks: Iterable[Chunk], *, expected_digest: str | None = None
     ) -> BlobInfo:
         if expected_digest is not None:
             validate_digest(expected_digest)

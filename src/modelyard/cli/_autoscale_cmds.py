@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from modelyard.cli._output import console, fail, user_errors
 
@@ -169,6 +167,9 @@ def simulate_cmd(
             typer.echo(text)
             return
         Path(json_path).write_text(text + "\n", encoding="utf-8")
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(
         title=f"{scaled.requests:,} requests over {duration_s:,.0f} s, SLO {slo.describe()}",
         header_style="bold",
@@ -179,4 +180,4 @@ def simulate_cmd(
     for row in rp.table_rows(summaries):
         table.add_row(*row)
     # Piped output (files, CI logs) is not squeezed to 80 columns.
-    (console if console.is_terminal else Console(width=150)).print(table)
+    (console.rich if console.is_terminal else Console(width=150)).print(table)

@@ -1,15 +1,21 @@
-"""Settings are read once, in the root callback, and reach commands through the context."""
+"""Settings are read once, in the root callback, and reach commands through the context.
+
+Start-up time matters for every command, so nothing heavy is imported here: the HTTP
+client (httpx) only when a command connects to a server.
+"""
 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import typer
-from pydantic import ValidationError
 
 from modelyard.cli._output import fail
-from modelyard.client import ModelyardClient, resolve_connection
-from modelyard.config import Settings
+from modelyard.config import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from modelyard.client import ModelyardClient
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw]?)$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -18,12 +24,8 @@ _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 def load_settings() -> Settings:
     try:
         return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"MODELYARD_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        fail(f"invalid settings: {problems}", 2)
+    except SettingsError as exc:
+        fail(f"invalid settings: {exc}", 2)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
@@ -34,6 +36,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def client_of(ctx: typer.Context) -> ModelyardClient:
+    from modelyard.client import ModelyardClient, resolve_connection  # httpx: ~0.1 s
+
     conn = resolve_connection(settings_of(ctx))
     return ModelyardClient(conn.tracking_uri, conn.token)
 

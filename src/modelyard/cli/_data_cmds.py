@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.tree import Tree
 
 from modelyard.cli._context import client_of, settings_of
 from modelyard.cli._output import (
@@ -21,6 +19,11 @@ from modelyard.cli._output import (
 )
 from modelyard.core.errors import InvalidInput
 from modelyard.data._entities import DatasetVersion
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+# Rich (tables, trees) is imported where it is used: see modelyard.cli._output.
 
 data_app = typer.Typer(
     help="Versioned datasets: add, list, show, diff and get.", no_args_is_help=True
@@ -66,7 +69,7 @@ def data_add(
 ) -> None:
     """Add a file or directory as the next version of a dataset (unchanged → no version)."""
     from modelyard.data._add import add_dataset
-    from modelyard.data.fluent import hash_cache_path
+    from modelyard.data._hashing import hash_cache_path
 
     settings = settings_of(ctx)
     dataset = name or path.resolve().name.split(".")[0]
@@ -159,6 +162,8 @@ def data_show(
     if version.message:
         console.print(f"  {version.message}", highlight=False)
     console.print(f"  manifest sha256 {version.manifest_digest}", highlight=False)
+    from rich.table import Table
+
     files = Table(header_style="bold", title="files")
     for col in ("path", "size", "sha256"):
         files.add_column(col)
@@ -171,6 +176,8 @@ def data_show(
 
 
 def _print_profile(version: DatasetVersion) -> None:
+    from rich.table import Table
+
     for path, table in version.profile.get("tables", {}).items():
         if "error" in table:
             console.print(f"[yellow]{path}: no profile ({table['error']})[/]", highlight=False)
@@ -269,6 +276,8 @@ def lineage(
 
 def render_tree(graph: dict[str, Any]) -> Tree:
     """A Rich tree: the root, its sources (⬆) and its consumers (⬇), edge types on arrows."""
+    from rich.tree import Tree
+
     nodes = {n["key"]: n for n in graph["nodes"]}
     root = graph["root"]
 

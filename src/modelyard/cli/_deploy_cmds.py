@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -17,7 +17,9 @@ from modelyard.cli._output import (
     print_table,
     user_errors,
 )
-from modelyard.client import ModelyardClient
+
+if TYPE_CHECKING:
+    from modelyard.client import ModelyardClient
 
 deploy_app = typer.Typer(
     help="Deployments: a gateway endpoint, autoscaled replicas, canary/shadow/rollback.",

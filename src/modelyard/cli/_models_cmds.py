@@ -6,7 +6,7 @@ import json
 import re
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,9 +20,11 @@ from modelyard.cli._output import (
     print_table,
     user_errors,
 )
-from modelyard.client import ModelyardClient
 from modelyard.core.models import ModelVersion
 from modelyard.core.tracking import RunStatus
+
+if TYPE_CHECKING:
+    from modelyard.client import ModelyardClient
 
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 

@@ -1,4 +1,8 @@
-"""Printing: Rich tables for people, ``--json`` for scripts, one error style."""
+"""Printing: Rich tables for people, ``--json`` for scripts, one error style.
+
+Rich is imported on first use (it costs ~0.1 s of start-up): a command that prints JSON,
+or nothing, never loads it.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +12,42 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from modelyard.core.errors import InvalidInput, ModelyardError
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+class LazyConsole:
+    """A Rich console made on first use; ``print`` and ``is_terminal`` as Rich's."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def rich(self) -> Console:
+        """The Rich console itself (created now if need be)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr)
+        return self._console
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        self.rich.print(*objects, **options)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.rich.is_terminal
+
+
+console = LazyConsole()
+err_console = LazyConsole(stderr=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
 
@@ -56,6 +86,8 @@ def print_table(
     if as_json:
         print_json(list(rows))
         return
+    from rich.table import Table
+
     table = Table(title=title, header_style="bold")
     for header, _ in columns:
         table.add_column(header)

@@ -9,7 +9,6 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from modelyard.cli._context import settings_of
 from modelyard.cli._output import console, err_console, fail, print_json
@@ -47,7 +46,7 @@ def quickstart_cmd(
     settings = settings_of(ctx)
     options = QuickstartOptions(settings, keep_running=keep_running, traffic_scale=traffic_scale)
     # With --json the progress goes to stderr so that stdout is the JSON document alone.
-    progress = Console(stderr=True) if as_json else console
+    progress = (err_console if as_json else console).rich
     try:
         with _sigterm_interrupts():
             result = run_quickstart(options, console=progress)

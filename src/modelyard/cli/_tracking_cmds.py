@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from modelyard.cli._context import client_of, settings_of
 from modelyard.cli._output import (
@@ -18,8 +17,10 @@ from modelyard.cli._output import (
     print_table,
     user_errors,
 )
-from modelyard.client import ModelyardClient
 from modelyard.core.tracking import Run
+
+if TYPE_CHECKING:
+    from modelyard.client import ModelyardClient
 
 experiments_app = typer.Typer(help="List experiments.", no_args_is_help=True)
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
@@ -167,6 +168,8 @@ def runs_compare(
             }
         )
         return
+    from rich.table import Table
+
     table = Table(header_style="bold")
     table.add_column("")
     for r in runs:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -11,6 +12,7 @@ import httpx
 
 from modelyard.artifacts import BlobInfo, validate_logical_path
 from modelyard.core.entities import ArtifactEntry
+from modelyard.core.errors import InvalidInput
 from modelyard.data._batch import BATCH_CONTENT_TYPE, BatchEntry, encode_header
 from modelyard.data._entities import Dataset, DatasetVersion
 from modelyard.data._refs import DatasetRef, parse_ref
@@ -64,10 +66,36 @@ def dataset_version_of(d: dict[str, Any]) -> DatasetVersion:
     )
 
 
-def _file_chunks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as fh:
-        while chunk := fh.read(UPLOAD_CHUNK):
+def _exact_chunks(path: Path, size: int) -> Iterator[bytes]:
+    """The ``size`` bytes of a file in chunks; one that shrank since it was hashed fails.
+
+    (One that grew, or changed in place, sends bytes that the server's digest check
+    refuses.)
+    """
+    with path.open("rb", buffering=0) as fh:
+        left = size
+        while left:
+            chunk = fh.read(min(UPLOAD_CHUNK, left))
+            if not chunk:
+                raise InvalidInput(
+                    f"{path}: the file changed while it was being added; add it again"
+                )
+            left -= len(chunk)
             yield chunk
+
+
+def _coalesced(pieces: Iterable[bytes]) -> Iterator[bytes]:
+    """Join small pieces into chunks of about UPLOAD_CHUNK bytes (fewer, bigger sends)."""
+    pending: list[bytes] = []
+    pending_bytes = 0
+    for piece in pieces:
+        if pending and pending_bytes + len(piece) > UPLOAD_CHUNK:
+            yield b"".join(pending) if len(pending) > 1 else pending[0]
+            pending, pending_bytes = [], 0
+        pending.append(piece)
+        pending_bytes += len(piece)
+    if pending:
+        yield b"".join(pending) if len(pending) > 1 else pending[0]
 
 
 class DataCalls:
@@ -82,13 +110,19 @@ class DataCalls:
             missing.extend(self.request("POST", url, json={"digests": batch})["missing"])
         return missing
 
-    def put_blob(self: _Requester, project: str, digest: str, source: Path) -> BlobInfo:
-        """Stream a file whose sha256 the caller already knows; the server verifies it."""
+    def put_blob(
+        self: _Requester, project: str, digest: str, source: Path, size: int | None = None
+    ) -> BlobInfo:
+        """Stream a file whose sha256 the caller already knows; the server verifies it.
+
+        ``size`` is the file's size when it was hashed (default: its size now).
+        """
+        size = source.stat().st_size if size is None else size
         request = self._http.build_request(
             "PUT",
             f"{_project_url(project)}/blobs/{digest}",
-            content=_file_chunks(source),
-            headers={DIGEST_HEADER: digest, "content-length": str(source.stat().st_size)},
+            content=_exact_chunks(source, size),
+            headers={DIGEST_HEADER: digest, "content-length": str(size)},
         )
         data = self._send(request).json()
         return BlobInfo(data["digest"], int(data["size"]))
@@ -97,14 +131,23 @@ class DataCalls:
         self: _Requester, project: str, blobs: Sequence[tuple[str, Path, int]]
     ) -> list[BlobInfo]:
         """Upload many small files ``(digest, path, size)`` in one request; verified
-        by the server blob by blob."""
+        by the server blob by blob.
+
+        The body is streamed in chunks of about UPLOAD_CHUNK bytes, never built whole:
+        the HTTP stack copies what is left of a buffer after every partial ``send``,
+        which for a 32 MiB body costs more than hashing it.
+        """
         entries = [BatchEntry(digest, size) for digest, _, size in blobs]
-        body = encode_header(entries) + b"".join(path.read_bytes() for _, path, _ in blobs)
+        header = encode_header(entries)
+        body = _coalesced(
+            itertools.chain([header], *(_exact_chunks(path, size) for _, path, size in blobs))
+        )
+        length = len(header) + sum(size for _, _, size in blobs)
         data = self.request(
             "POST",
             f"{_project_url(project)}/blobs/batch",
             content=body,
-            headers={"content-type": BATCH_CONTENT_TYPE},
+            headers={"content-type": BATCH_CONTENT_TYPE, "content-length": str(length)},
         )
         return [BlobInfo(b["digest"], int(b["size"])) for b in data["stored"]]
 

@@ -1,8 +1,10 @@
 """The client side of ``data add`` and ``data get``.
 
 ``add``: scan → hash (cached) → stop early if identical to the latest version → ask
-which blobs the server lacks → upload those in parallel → profile tables → commit. The
-commit is last and atomic, so a killed add leaves no version, and running it again
+which blobs the server lacks → upload those in parallel → profile tables → commit. Asking
+and uploading start while later files are still being hashed (in groups of
+:data:`OFFER_BYTES`), so hashing and uploading overlap instead of following each other.
+The commit is last and atomic, so a killed add leaves no version, and running it again
 uploads only what is still missing.
 
 ``get``: download every file of a version, each verified against its recorded digest
@@ -19,9 +21,9 @@ from typing import TYPE_CHECKING
 
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput, NotFound
-from modelyard.data._batch import plan_batches
+from modelyard.data._batch import MAX_BATCH_BLOBS, plan_batches
 from modelyard.data._entities import AddResult, DatasetVersion
-from modelyard.data._hashing import HashCache, hash_files
+from modelyard.data._hashing import HashCache, HashReport, hash_files
 from modelyard.data._manifest import manifest_digest
 from modelyard.data._refs import validate_dataset_name
 from modelyard.data._scan import LocalFile, scan, table_format
@@ -30,6 +32,10 @@ if TYPE_CHECKING:
     from modelyard.client import ModelyardClient
 
 UPLOAD_WORKERS = 4
+# Hashed files are offered to the server in groups of this many bytes (or files): one
+# `blobs/missing` request per group, made while the next files are being hashed.
+OFFER_BYTES = 64 * 1024 * 1024
+OFFER_FILES = MAX_BATCH_BLOBS
 Progress = Callable[[str], None]
 
 
@@ -69,27 +75,36 @@ def add_dataset(
     """
     validate_dataset_name(name)
     files = scan(source)
-    with HashCache(cache_path) if cache_path else contextlib.nullcontext() as cache:
-        report = hash_files(files, cache, verify=verify)
-    progress(f"hashed {report.hashed} file(s), {report.cached} unchanged (cache)")
-    entries = [ArtifactEntry(f.logical, report.digests[f.logical], f.size) for f in files]
-    latest = _latest(client, project, name)
-    if latest is not None and latest.manifest_digest == manifest_digest(entries):
-        if run_id is not None:  # still record the run's output edge
-            latest, _ = client.commit_dataset_version(
-                project, name, entries, message=message, profile=latest.profile, run_id=run_id
-            )
-        return AddResult(latest, False, 0, 0, report.hashed, report.cached)
-    uploaded, uploaded_bytes = _upload_missing(client, project, files, report.digests, progress)
-    profile = None
-    if with_profile and any(table_format(f.logical) for f in files):
-        from modelyard.data._profile import profile_files  # pyarrow: only when profiling
+    with _Uploader(client, project) as uploader:
+        with HashCache(cache_path) if cache_path else contextlib.nullcontext() as cache:
+            report = hash_files(files, cache, verify=verify, on_hashed=uploader.offer)
+        progress(f"hashed {report.hashed} file(s), {report.cached} unchanged (cache)")
+        entries = [ArtifactEntry(f.logical, report.digests[f.logical], f.size) for f in files]
+        latest = _latest(client, project, name)
+        if latest is not None and latest.manifest_digest == manifest_digest(entries):
+            uploader.finish()  # blobs of the latest version that the store lost, if any
+            if run_id is not None:  # still record the run's output edge
+                latest, _ = client.commit_dataset_version(
+                    project, name, entries, message=message, profile=latest.profile, run_id=run_id
+                )
+            return uploader.result(latest, False, report)
+        for f in files:  # the files taken from the cache; the others were offered already
+            uploader.offer(f, report.digests[f.logical])
+        uploader.flush()
+        profile = None
+        if with_profile and any(table_format(f.logical) for f in files):
+            from modelyard.data._profile import profile_files  # pyarrow: only when profiling
 
-        profile = profile_files(files)
+            profile = profile_files(files)  # while the uploads run
+        uploader.finish()
+    progress(
+        f"uploaded {uploader.uploaded} new blob(s), {uploader.uploaded_bytes} bytes; "
+        f"{uploader.offered - uploader.uploaded} already stored"
+    )
     version, created = client.commit_dataset_version(
         project, name, entries, message=message, profile=profile, run_id=run_id
     )
-    return AddResult(version, created, uploaded, uploaded_bytes, report.hashed, report.cached)
+    return uploader.result(version, created, report)
 
 
 def _latest(client: ModelyardClient, project: str, name: str) -> DatasetVersion | None:
@@ -99,29 +114,77 @@ def _latest(client: ModelyardClient, project: str, name: str) -> DatasetVersion 
         return None
 
 
-def _upload_missing(
-    client: ModelyardClient,
-    project: str,
-    files: list[LocalFile],
-    digests: dict[str, str],
-    progress: Progress,
-) -> tuple[int, int]:
-    by_digest: dict[str, LocalFile] = {}
-    for f in files:
-        by_digest.setdefault(digests[f.logical], f)
-    missing = client.missing_blobs(project, list(by_digest))
-    total = sum(by_digest[d].size for d in missing)
-    stored = len(by_digest) - len(missing)
-    progress(f"uploading {len(missing)} new blob(s), {total} bytes; {stored} already stored")
-    batches, alone = plan_batches([(d, by_digest[d].path, by_digest[d].size) for d in missing])
-    with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-        jobs: list[Future[object]] = [
-            pool.submit(client.put_blob_batch, project, batch) for batch in batches
-        ]
-        jobs += [pool.submit(client.put_blob, project, d, path) for d, path, _ in alone]
-        for job in jobs:
+class _Uploader:
+    """Uploads the blobs the server lacks, starting while later files are still hashed.
+
+    Files are offered with their digest (each digest once); every :data:`OFFER_BYTES`
+    (or :data:`OFFER_FILES`) of them, one ``blobs/missing`` request asks which the server
+    lacks, and those are queued on :data:`UPLOAD_WORKERS` threads: small files in
+    batches, big ones one per request. A failed upload is raised by the next flush.
+    """
+
+    def __init__(self, client: ModelyardClient, project: str) -> None:
+        self._client = client
+        self._project = project
+        self._offered: set[str] = set()
+        self._group: dict[str, LocalFile] = {}
+        self._group_bytes = 0
+        self._pool = ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
+        self._jobs: list[Future[object]] = []
+        self.uploaded = 0
+        self.uploaded_bytes = 0
+
+    @property
+    def offered(self) -> int:
+        """How many distinct blobs were offered."""
+        return len(self._offered)
+
+    def offer(self, f: LocalFile, digest: str) -> None:
+        if digest in self._offered:
+            return
+        self._offered.add(digest)
+        self._group[digest] = f
+        self._group_bytes += f.size
+        if self._group_bytes >= OFFER_BYTES or len(self._group) >= OFFER_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        """Ask about the files offered since the last flush and queue what is missing."""
+        self._raise_failed()
+        if not self._group:
+            return
+        group, self._group, self._group_bytes = self._group, {}, 0
+        missing = self._client.missing_blobs(self._project, list(group))
+        self.uploaded += len(missing)
+        self.uploaded_bytes += sum(group[d].size for d in missing)
+        batches, alone = plan_batches([(d, group[d].path, group[d].size) for d in missing])
+        submit = self._pool.submit
+        self._jobs += [submit(self._client.put_blob_batch, self._project, b) for b in batches]
+        self._jobs += [submit(self._client.put_blob, self._project, *item) for item in alone]
+
+    def finish(self) -> None:
+        """Flush, then wait for every upload; the first failure is raised."""
+        self.flush()
+        for job in self._jobs:
             job.result()
-    return len(missing), total
+
+    def result(self, version: DatasetVersion, created: bool, report: HashReport) -> AddResult:
+        return AddResult(
+            version, created, self.uploaded, self.uploaded_bytes, report.hashed, report.cached
+        )
+
+    def _raise_failed(self) -> None:
+        for job in self._jobs:
+            if job.done() and (exc := job.exception()) is not None:
+                raise exc
+
+    def __enter__(self) -> _Uploader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        # On an error, uploads not yet started are dropped; running ones finish (each
+        # blob is stored whole or not at all).
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def get_dataset(

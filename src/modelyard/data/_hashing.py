@@ -15,7 +15,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS file_hashes (
     digest TEXT NOT NULL
 )
 """
+
+
+def hash_cache_path(home: Path) -> Path:
+    """Where the (path, size, mtime_ns, inode) → digest cache lives."""
+    return home / "cache" / "hashes.sqlite"
 
 
 def default_workers() -> int:
@@ -124,6 +129,7 @@ def hash_files(
     *,
     verify: bool = False,
     workers: int | None = None,
+    on_hashed: Callable[[LocalFile, str], None] | None = None,
 ) -> HashReport:
     """Hash ``files``, reading only those the cache cannot vouch for.
 
@@ -132,6 +138,9 @@ def hash_files(
         cache: The stat cache; None reads every file.
         verify: Read every file even if cached (and refresh the cache).
         workers: Hashing threads (default :func:`default_workers`).
+        on_hashed: Called in the calling thread with each file read and its digest, in
+            order, while the threads go on hashing the next ones (``data add`` starts
+            uploading there). Not called for files taken from the cache.
 
     Raises:
         InvalidInput: a file changed while it was hashed, or cannot be read.
@@ -139,8 +148,16 @@ def hash_files(
     started_ns = time.time_ns()
     known = {} if cache is None or verify else cache.lookup(files)
     todo = [f for f in files if f.logical not in known]
+    fresh: list[tuple[LocalFile, str]] = []
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
-        fresh = list(zip(todo, pool.map(_hash_checked, todo), strict=True))
+        try:
+            for f, digest in zip(todo, pool.map(_hash_checked, todo), strict=True):
+                fresh.append((f, digest))
+                if on_hashed is not None:
+                    on_hashed(f, digest)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     if cache is not None and fresh:
         cache.store(fresh, started_ns)
     digests = dict(known)

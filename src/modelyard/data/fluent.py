@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from modelyard.core.errors import InvalidInput
 from modelyard.data._add import add_dataset, get_dataset
 from modelyard.data._entities import DatasetVersion
+from modelyard.data._hashing import hash_cache_path
 from modelyard.tracking import fluent
 
 if TYPE_CHECKING:
     from modelyard.client import ModelyardClient
 
 COMPLETE_MARKER = ".modelyard-complete"
-
-
-def hash_cache_path(home: Path) -> Path:
-    """Where the (path, size, mtime_ns, inode) → digest cache lives."""
-    return home / "cache" / "hashes.sqlite"
 
 
 def use_dataset(ref: str, *, as_: Literal["path", "pandas", "arrow"] = "path") -> Any:

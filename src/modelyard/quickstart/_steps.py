@@ -127,7 +127,7 @@ class _Walk:
                 )  # fmt: skip
             else:
                 self.console.print(f"using the server at [bold]{server.uri}[/]")
-            settings = self.settings.model_copy(update={"tracking_uri": server.uri})
+            settings = self.settings.replace(tracking_uri=server.uri)
             conn = resolve_connection(settings)
             self.client = client = ModelyardClient(conn.tracking_uri, conn.token)
             _check_access(client, self.project, settings)

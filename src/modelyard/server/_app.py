@@ -78,7 +78,7 @@ def build_context(
     clock = clock or SystemClock()
     store = store or open_store(settings.store_uri, clock)
     store.migrate()
-    blobs = blobs or create_blob_store(settings.artifact_uri)
+    blobs = blobs or create_blob_store(settings.artifact_uri, fsync=settings.blob_fsync)
     registry = RegistryService(store.registry, store.tracking, store.artifacts, blobs)
     return AppContext(
         settings=settings,

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 
-from modelyard.artifacts import FileBlobStore
+from modelyard.artifacts import FileBlobStore, _file, create_blob_store
+from modelyard.artifacts._base import OVERLAP_AFTER_BYTES, create_temp_file
 from modelyard.core.clock import FakeClock
 from modelyard.core.errors import IntegrityError, InvalidInput
 
@@ -94,3 +98,113 @@ def test_reopening_a_store_sees_its_blobs(tmp_path: Path) -> None:
         info = first.put_bytes(b"persisted")
     with FileBlobStore(tmp_path / "s") as second:
         assert second.read_bytes(info.digest) == b"persisted"
+
+
+def _count_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    return calls
+
+
+def test_blobs_are_not_fsynced_by_default(
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_fsyncs(monkeypatch)
+    info = store.put_bytes(b"page cache is enough")
+    assert store.fsync is False
+    assert calls == []
+    assert store.read_bytes(info.digest) == b"page cache is enough"
+
+
+def test_fsync_flushes_the_blob_and_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _count_fsyncs(monkeypatch)
+    with FileBlobStore(tmp_path / "durable", fsync=True) as durable:
+        info = durable.put_bytes(b"survives power loss")
+        assert durable.fsync is True
+        assert len(calls) == 2  # the file, then the directory it was renamed into
+        assert durable.put_bytes(b"survives power loss") == info
+        assert len(calls) == 3  # a second copy is flushed, then dropped: nothing renamed
+
+
+def test_factory_passes_the_fsync_choice(tmp_path: Path) -> None:
+    with create_blob_store((tmp_path / "a").as_uri(), fsync=True) as durable:
+        assert isinstance(durable, FileBlobStore)
+        assert durable.fsync is True
+    with create_blob_store((tmp_path / "b").as_uri()) as default:
+        assert isinstance(default, FileBlobStore)
+        assert default.fsync is False
+
+
+def test_an_empty_file_left_by_a_crash_counts_as_absent(store: FileBlobStore) -> None:
+    info = store.put_bytes(b"never flushed")
+    store.blob_path(info.digest).write_bytes(b"")  # what a power cut can leave
+    assert not store.exists(info.digest)
+    assert store.put_bytes(b"never flushed") == info
+    assert store.exists(info.digest)
+    assert store.read_bytes(info.digest) == b"never flushed"
+    empty = store.put_bytes(b"")
+    assert store.exists(empty.digest)
+
+
+def test_big_blobs_are_written_while_hashed(store: FileBlobStore) -> None:
+    # Past OVERLAP_AFTER_BYTES a helper thread writes; a producer that refills one
+    # mutable buffer must still get exactly what it produced.
+    buffer = bytearray(1 << 20)
+    expected = hashlib.sha256()
+
+    def chunks() -> Iterator[bytearray]:
+        for i in range(OVERLAP_AFTER_BYTES // len(buffer) + 4):
+            buffer[:] = bytes([i % 251]) * len(buffer)
+            expected.update(buffer)
+            yield buffer
+
+    info = store.put_stream(chunks())
+    assert info.digest == expected.hexdigest()
+    assert info.size == OVERLAP_AFTER_BYTES + 4 * len(buffer)
+    assert hashlib.sha256(store.blob_path(info.digest).read_bytes()).hexdigest() == info.digest
+    assert _tmp_entries(store) == []
+
+
+def test_a_failing_write_in_the_helper_thread_stores_nothing(
+    store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Full:
+        """A temp file whose disk fills up once the helper thread writes."""
+
+        def __init__(self, f: BinaryIO) -> None:
+            self.f = f
+            self.written = 0
+
+        def write(self, data: Any) -> int:
+            self.written += len(data)
+            if self.written > OVERLAP_AFTER_BYTES + (2 << 20):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return self.f.write(data)
+
+        def __enter__(self) -> Full:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+    real_create = create_temp_file
+
+    def create(directory: Path, prefix: str) -> tuple[Any, Path]:
+        f, path = real_create(directory, prefix)
+        return Full(f), path
+
+    monkeypatch.setattr(_file, "create_temp_file", create)
+    threads = threading.active_count()
+    with pytest.raises(OSError, match="No space left"):
+        store.put_stream(b"x" * (1 << 20) for _ in range(64))
+    assert _tmp_entries(store) == []
+    assert list(store.iter_digests()) == []
+    assert threading.active_count() == threads

@@ -16,7 +16,7 @@ from modelyard.artifacts import validate_digest, validate_logical_path
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, RUN_EDITOR, Principal
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import IntegrityError, InvalidInput
-from modelyard.data._batch import MAX_BATCH_BYTES, decode
+from modelyard.data._batch import MAX_BATCH_BYTES, store_batch
 from modelyard.data._refs import parse_version, validate_dataset_name
 from modelyard.server._context import app_context
 from modelyard.server._data_schemas import (
@@ -33,6 +33,7 @@ from modelyard.server._data_schemas import (
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
 from modelyard.server.routes.artifacts import (
     DIGEST_HEADER,
+    consume_request_body,
     download_from_namespace,
     stream_request_into,
 )
@@ -81,31 +82,15 @@ async def put_blob_batch(project: str, request: Request) -> BlobBatchOut:
     """Store many small blobs from one body (see :mod:`modelyard.data._batch`)."""
     ctx = app_context(request)
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BATCH_BYTES:
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None and length > MAX_BATCH_BYTES:
         raise StarletteHTTPException(413, f"a blob batch is at most {MAX_BATCH_BYTES} bytes")
     await anyio.to_thread.run_sync(ctx.store.auth.get_project, project)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > MAX_BATCH_BYTES:
-            raise StarletteHTTPException(413, f"a blob batch is at most {MAX_BATCH_BYTES} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-
-    def store() -> list[BlobOut]:
-        stored = []
-        for entry, data in decode(body):
-            try:
-                info = ctx.blobs.put_bytes(data, expected_digest=entry.digest)
-            except IntegrityError as exc:
-                raise InvalidInput(f"blob {entry.digest}: content does not match") from exc
-            stored.append(BlobOut(digest=info.digest, size=info.size))
-        return stored
-
-    stored = await anyio.to_thread.run_sync(store)
+    stored = await consume_request_body(
+        request, lambda chunks: store_batch(ctx.blobs, chunks, length), max_bytes=MAX_BATCH_BYTES
+    )
     set_audit_target(request, f"blobs:{len(stored)}")
-    return BlobBatchOut(stored=stored)
+    return BlobBatchOut(stored=[BlobOut(digest=i.digest, size=i.size) for i in stored])
 
 
 @api.route("GET", "/datasets", permission=PROJECT_VIEWER, action="dataset.list")

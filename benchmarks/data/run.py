@@ -54,7 +54,12 @@ def write_random(path: Path, size: int) -> None:
 def timed(
     cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of one command."""
+    """Seconds and peak RSS (KiB) of one command.
+
+    Dirty pages left by earlier steps (writing the test data, the other system's run) are
+    flushed first, outside the timing, so neither system pays for the other's writes.
+    """
+    os.sync()
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", RSS_WRAPPER, *cmd],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from modelyard.artifacts import FileBlobStore
+from modelyard.artifacts import BlobInfo, FileBlobStore
 from modelyard.client import ModelyardClient
 from modelyard.config import Settings
 from modelyard.core.entities import Role
@@ -314,3 +315,67 @@ def test_a_failed_upload_fails_the_add_and_commits_nothing(
         with pytest.raises(InvalidInput, match="the server said no"):
             add_dataset(client, "default", src, "broken")
     assert api.ctx.store.data.list_datasets("default") == []
+
+
+def test_a_big_new_file_is_uploaded_in_the_same_pass_as_it_is_hashed(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(add_module, "ONE_PASS_BYTES", 50_000)
+    src = tmp_path / "big"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(200_000))
+    (src / "small.bin").write_bytes(b"s" * 1000)
+    for f in src.iterdir():  # older than the cache's same-second guard
+        os.utime(f, (f.stat().st_atime - 10, f.stat().st_mtime - 10))
+    cache = tmp_path / "hashes.sqlite"
+    with _client(api) as client:
+        sent: list[str] = []
+        real = client.put_blob_hashing
+
+        def spy(project: str, source: Path, size: int) -> tuple[BlobInfo, str]:
+            sent.append(source.name)
+            return real(project, source, size)
+
+        monkeypatch.setattr(client, "put_blob_hashing", spy)
+        result = add_dataset(client, "default", src, "big", cache_path=cache)
+        assert sent == ["big.bin"]
+        assert (result.uploaded_files, result.hashed_files) == (2, 2)
+        want = hashlib.sha256((src / "big.bin").read_bytes()).hexdigest()
+        entry = next(f for f in result.version.files if f.path == "big.bin")
+        assert entry.digest == want
+        assert api.ctx.blobs.exists(want)
+        # Unchanged: the cache vouches for it, nothing is read or sent again.
+        again = add_dataset(client, "default", src, "big", cache_path=cache)
+        assert (again.created, again.uploaded_files, sent) == (False, 0, ["big.bin"])
+        # Without a hash cache the file is hashed first and not sent (the server has it).
+        plain = add_dataset(client, "default", src, "big")
+        assert (plain.uploaded_files, sent) == (0, ["big.bin"])
+
+
+def test_a_one_pass_upload_that_disagrees_with_the_local_hash_commits_nothing(
+    api: Api, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(add_module, "ONE_PASS_BYTES", 10)
+    src = tmp_path / "moving"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 100)
+    with _client(api) as client:
+        real = client.put_blob_hashing
+
+        def changed(project: str, source: Path, size: int) -> tuple[BlobInfo, str]:
+            info, _ = real(project, source, size)
+            return info, "0" * 64  # what the client read differs from what was stored
+
+        monkeypatch.setattr(client, "put_blob_hashing", changed)
+        with pytest.raises(InvalidInput, match="changed while it was being added"):
+            add_dataset(client, "default", src, "moving", cache_path=tmp_path / "h.sqlite")
+    assert api.ctx.store.data.list_datasets("default") == []
+
+
+def test_posting_a_blob_returns_the_digest_the_server_computed(api: Api) -> None:
+    body = b"content the client did not hash"
+    response = api.client.post(
+        "/api/v1/projects/default/blobs", content=body, headers=api.as_admin()
+    )
+    assert response.status_code == 201
+    assert response.json() == {"digest": hashlib.sha256(body).hexdigest(), "size": len(body)}

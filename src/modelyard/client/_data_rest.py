@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -126,6 +127,27 @@ class DataCalls:
         )
         data = self._send(request).json()
         return BlobInfo(data["digest"], int(data["size"]))
+
+    def put_blob_hashing(
+        self: _Requester, project: str, source: Path, size: int
+    ) -> tuple[BlobInfo, str]:
+        """Upload a file in the same pass as it is hashed: ``(what the server stored,
+        the file's sha256 as read here)``. The caller compares the two digests."""
+        digest = hashlib.sha256()
+
+        def hashed() -> Iterator[bytes]:
+            for chunk in _exact_chunks(source, size):
+                digest.update(chunk)
+                yield chunk
+
+        request = self._http.build_request(
+            "POST",
+            f"{_project_url(project)}/blobs",
+            content=hashed(),
+            headers={"content-length": str(size)},
+        )
+        data = self._send(request).json()
+        return BlobInfo(data["digest"], int(data["size"])), digest.hexdigest()
 
     def put_blob_batch(
         self: _Requester, project: str, blobs: Sequence[tuple[str, Path, int]]

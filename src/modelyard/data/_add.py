@@ -4,6 +4,11 @@
 which blobs the server lacks → upload those in parallel → profile tables → commit. Asking
 and uploading start while later files are still being hashed (in groups of
 :data:`OFFER_BYTES`), so hashing and uploading overlap instead of following each other.
+A big file the hash cache does not know (new or changed, at least
+:data:`ONE_PASS_BYTES`) is uploaded in the same pass as it is hashed: the server answers
+the digest it computed and the add checks it against its own. That saves reading and
+hashing it twice on the client; the price is that a big file whose content the server
+already holds (a copy, or one rewritten identically) is sent anyway.
 The commit is last and atomic, so a killed add leaves no version, and running it again
 uploads only what is still missing.
 
@@ -23,7 +28,13 @@ from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput, NotFound
 from modelyard.data._batch import MAX_BATCH_BLOBS, plan_batches
 from modelyard.data._entities import AddResult, DatasetVersion
-from modelyard.data._hashing import HashCache, HashReport, hash_files
+from modelyard.data._hashing import (
+    HashCache,
+    HashReport,
+    check_unchanged,
+    hash_checked,
+    hash_files,
+)
 from modelyard.data._manifest import manifest_digest
 from modelyard.data._refs import validate_dataset_name
 from modelyard.data._scan import LocalFile, scan, table_format
@@ -36,6 +47,8 @@ UPLOAD_WORKERS = 4
 # `blobs/missing` request per group, made while the next files are being hashed.
 OFFER_BYTES = 64 * 1024 * 1024
 OFFER_FILES = MAX_BATCH_BLOBS
+# New files at least this big are uploaded while they are hashed (one read, not two).
+ONE_PASS_BYTES = 64 * 1024 * 1024
 Progress = Callable[[str], None]
 
 
@@ -77,7 +90,10 @@ def add_dataset(
     files = scan(source)
     with _Uploader(client, project) as uploader:
         with HashCache(cache_path) if cache_path else contextlib.nullcontext() as cache:
-            report = hash_files(files, cache, verify=verify, on_hashed=uploader.offer)
+            # One pass only with a hash cache: without one every add rereads every file,
+            # and sending the big ones each time would be a waste.
+            read = uploader.read_and_upload if cache is not None and not verify else None
+            report = hash_files(files, cache, verify=verify, on_hashed=uploader.offer, read=read)
         progress(f"hashed {report.hashed} file(s), {report.cached} unchanged (cache)")
         entries = [ArtifactEntry(f.logical, report.digests[f.logical], f.size) for f in files]
         latest = _latest(client, project, name)
@@ -131,6 +147,7 @@ class _Uploader:
         self._group_bytes = 0
         self._pool = ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
         self._jobs: list[Future[object]] = []
+        self._sent: dict[str, int] = {}  # uploaded while hashed: digest -> size
         self.uploaded = 0
         self.uploaded_bytes = 0
 
@@ -139,10 +156,29 @@ class _Uploader:
         """How many distinct blobs were offered."""
         return len(self._offered)
 
+    def read_and_upload(self, f: LocalFile) -> str:
+        """Hash ``f`` (in a hashing thread); a big one is uploaded in the same pass.
+
+        Raises:
+            InvalidInput: the file changed while it was read and sent.
+        """
+        if f.size < ONE_PASS_BYTES:
+            return hash_checked(f)
+        info, digest = self._client.put_blob_hashing(self._project, f.path, f.size)
+        check_unchanged(f)
+        if (info.digest, info.size) != (digest, f.size):
+            raise InvalidInput(f"{f.path}: the file changed while it was being added; add it again")
+        self._sent[digest] = f.size
+        return digest
+
     def offer(self, f: LocalFile, digest: str) -> None:
         if digest in self._offered:
             return
         self._offered.add(digest)
+        if digest in self._sent:  # already stored by read_and_upload
+            self.uploaded += 1
+            self.uploaded_bytes += self._sent[digest]
+            return
         self._group[digest] = f
         self._group_bytes += f.size
         if self._group_bytes >= OFFER_BYTES or len(self._group) >= OFFER_FILES:

@@ -130,6 +130,7 @@ def hash_files(
     verify: bool = False,
     workers: int | None = None,
     on_hashed: Callable[[LocalFile, str], None] | None = None,
+    read: Callable[[LocalFile], str] | None = None,
 ) -> HashReport:
     """Hash ``files``, reading only those the cache cannot vouch for.
 
@@ -141,6 +142,8 @@ def hash_files(
         on_hashed: Called in the calling thread with each file read and its digest, in
             order, while the threads go on hashing the next ones (``data add`` starts
             uploading there). Not called for files taken from the cache.
+        read: Reads one file and returns its digest, in a hashing thread (default: hash
+            it); ``data add`` uploads big new files in the same pass.
 
     Raises:
         InvalidInput: a file changed while it was hashed, or cannot be read.
@@ -151,7 +154,7 @@ def hash_files(
     fresh: list[tuple[LocalFile, str]] = []
     with ThreadPoolExecutor(max_workers=workers or default_workers()) as pool:
         try:
-            for f, digest in zip(todo, pool.map(_hash_checked, todo), strict=True):
+            for f, digest in zip(todo, pool.map(read or hash_checked, todo), strict=True):
                 fresh.append((f, digest))
                 if on_hashed is not None:
                     on_hashed(f, digest)
@@ -165,9 +168,15 @@ def hash_files(
     return HashReport(digests, hashed=len(todo), cached=len(known))
 
 
-def _hash_checked(f: LocalFile) -> str:
+def hash_checked(f: LocalFile) -> str:
+    """The file's sha256, refused if the file changed while it was read."""
     digest = sha256_file(f.path)
+    check_unchanged(f)
+    return digest
+
+
+def check_unchanged(f: LocalFile) -> None:
+    """Raise if ``f`` no longer has the size, mtime and inode it was scanned with."""
     st = f.path.stat()
     if (st.st_size, st.st_mtime_ns, st.st_ino) != (f.size, f.mtime_ns, f.inode):
         raise InvalidInput(f"{f.path}: the file changed while it was being added; add it again")
-    return digest

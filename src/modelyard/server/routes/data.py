@@ -1,8 +1,10 @@
 """/api/v1/projects/{project}/datasets: versioned datasets; /blobs: content-addressed uploads.
 
 ``data add`` asks ``blobs/missing`` which contents the server lacks, PUTs only those to
-``blobs/{digest}`` (verified against the digest while streaming) and commits the version
-last, in one transaction, so an interrupted add leaves no version behind.
+``blobs/{digest}`` (verified against the digest while streaming) or, for a big file it
+has not hashed yet, POSTs it to ``blobs`` (the server answers the digest it computed),
+and commits the version last, in one transaction, so an interrupted add leaves no
+version behind.
 """
 
 from __future__ import annotations
@@ -72,6 +74,18 @@ async def put_blob(project: str, digest: str, request: Request) -> BlobOut:
         info = await stream_request_into(request, ctx.blobs, digest)
     except IntegrityError as exc:
         raise InvalidInput(f"body does not hash to {digest}: {exc}") from exc
+    return BlobOut(digest=info.digest, size=info.size)
+
+
+@api.route("POST", "/blobs", permission=PROJECT_EDITOR, action="blob.put", status_code=201)
+async def post_blob(project: str, request: Request) -> BlobOut:
+    """Store a blob whose digest the client does not know yet: the server computes it
+    while storing and answers it (``data add`` sends a big new file in the same pass as
+    it hashes it, and checks the answer against its own digest)."""
+    ctx = app_context(request)
+    await anyio.to_thread.run_sync(ctx.store.auth.get_project, project)
+    info = await stream_request_into(request, ctx.blobs, None)
+    set_audit_target(request, f"blob:{info.digest}")
     return BlobOut(digest=info.digest, size=info.size)
 
 

@@ -205,7 +205,7 @@ class ServingApp:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            return orjson.loads(chunk if len(chunks) == 1 else b"".join(chunks))
+            return orjson.loads(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         except orjson.JSONDecodeError as exc:
             raise HTTPError(400, f"the request body is not valid JSON: {exc}") from exc
 

@@ -68,7 +68,6 @@ class Batcher:
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._running: set[asyncio.Task[None]] = set()
         self.latency = LatencyModel()
@@ -81,8 +80,7 @@ class Batcher:
 
     def start(self) -> None:
         """Start the decision loop on the running event loop."""
-        self._event_loop = asyncio.get_running_loop()
-        self._task = self._event_loop.create_task(self._loop())
+        self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
         """Refuse new requests, finish the queued and running ones, stop the loop."""
@@ -118,8 +116,7 @@ class Batcher:
 
     def _enqueue(self, rows: Array) -> asyncio.Future[Array]:
         now = self._clock()
-        loop = self._event_loop or asyncio.get_running_loop()
-        future: asyncio.Future[Array] = loop.create_future()
+        future: asyncio.Future[Array] = asyncio.get_running_loop().create_future()
         self._queue.append(_Item(now, int(rows.shape[0]), rows, future))
         self.gaps.arrival(now)
         self._wakeup.set()

@@ -10,6 +10,7 @@ exits; the parent forwards it to its workers and waits for them.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -108,6 +109,13 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
         timings["imports_s"],
         timings["model_load_s"],
     )
+    # Everything loaded so far (the model, numpy, sklearn, pandas...) lives as long as the
+    # process: move it out of the collector's sight. Otherwise every full collection walks
+    # those millions of objects and stalls requests for ~100 ms (measured: p99 at c=64
+    # fell from ~90 ms to ~8 ms). A process-wide choice, so it is made here, not in the
+    # runtime that tests also build in-process.
+    gc.collect()
+    gc.freeze()
     # uvicorn re-raises the signal that stopped it once it has shut down gracefully;
     # with a no-op handler installed beforehand that ends the process with status 0.
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -36,6 +36,9 @@ from modelyard.testing.server_process import running_server  # noqa: E402
 
 MIB = 1 << 20
 VERSIONS: dict[str, str] = {}
+SETTLED: dict[str, bool] = {"dropped_page_cache": True}
+# Run after dropping the page cache, so that neither tool's first import reads from disk.
+WARM_COMMANDS: list[list[str]] = [[sys.executable, "-m", "modelyard", "version"]]
 # Runs a command and prints its peak RSS (KiB): RUSAGE_CHILDREN of a one-child wrapper.
 RSS_WRAPPER = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);"
@@ -51,15 +54,32 @@ def write_random(path: Path, size: int) -> None:
         f.write(os.urandom(size % (8 * MIB)))
 
 
-def timed(
-    cmd: list[str], env: dict[str, str] | None = None, cwd: Path | None = None
-) -> tuple[float, int]:
-    """Seconds and peak RSS (KiB) of one command.
+def settle(inputs: list[Path]) -> None:
+    """Put the machine in the same state before every timed command, outside the timing.
 
-    Dirty pages left by earlier steps (writing the test data, the other system's run) are
-    flushed first, outside the timing, so neither system pays for the other's writes.
+    Dirty pages left by earlier steps are flushed, so no system pays for another's
+    writes. Then, where permitted (root), the page cache is dropped and refilled with
+    just the inputs and both tools' code: on this VM, writing into a page cache that
+    earlier rounds have filled costs far more than into a recycled one (the guest's
+    never-used memory is faulted in from the host), and the cost grew round after round
+    and hit whichever system ran later (DVC's 1,000-file add went 5.2 → 9.4 s over three
+    rounds without this, and stayed at 3.5 to 3.9 s with it).
     """
     os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3")
+    except OSError:
+        SETTLED["dropped_page_cache"] = False
+    subprocess.run(["cat", *map(str, inputs)], stdout=subprocess.DEVNULL, check=True)
+    for warm in WARM_COMMANDS:
+        subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def timed(
+    cmd: list[str], inputs: list[Path], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[float, int]:
+    """Seconds and peak RSS (KiB) of one command, started from :func:`settle`'s state."""
+    settle(inputs)
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", RSS_WRAPPER, *cmd],
@@ -82,24 +102,27 @@ def install_dvc(tmp: Path) -> Path:
     dvc = venv / "bin" / "dvc"
     version = subprocess.run([str(dvc), "--version"], capture_output=True, text=True, check=True)
     VERSIONS["dvc"] = version.stdout.strip()
+    WARM_COMMANDS.append([str(dvc), "--version"])
     return dvc
 
 
-def dvc_add(dvc: Path, source: Path, tmp: Path, tag: str) -> tuple[float, int]:
+def dvc_add(dvc: Path, source: Path, inputs: list[Path], tmp: Path, tag: str) -> tuple[float, int]:
     repo = tmp / f"dvc-{tag}"
     repo.mkdir()
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
     subprocess.run([str(dvc), "init", "--no-scm", "-q"], cwd=repo, env=env, check=True)
     target = repo / source.name
     subprocess.run(["cp", "-al", str(source), str(target)], check=True)
-    return timed([str(dvc), "add", "-q", source.name], env=env, cwd=repo)
+    return timed([str(dvc), "add", "-q", source.name], inputs, env=env, cwd=repo)
 
 
-def modelyard_add(home: Path, source: Path, name: str, uri: str) -> tuple[float, int]:
+def modelyard_add(
+    home: Path, source: Path, inputs: list[Path], name: str, uri: str
+) -> tuple[float, int]:
     env = {**os.environ, "MODELYARD_HOME": str(home), "MODELYARD_TRACKING_URI": uri}
     env.pop("MODELYARD_TOKEN", None)
     cmd = [sys.executable, "-m", "modelyard", "data", "add", str(source), "-n", name, "--json"]
-    return timed(cmd, env=env)
+    return timed(cmd, inputs, env=env)
 
 
 def server_peak_rss_kib(pid: int) -> int:
@@ -149,14 +172,15 @@ def run(tmp: Path, rounds: int, rss_gib: int) -> None:
     for label, (source, files) in workloads.items():
         res = results.setdefault(label, {"modelyard": [], "dvc": [], "floor": [], "readd": []})
         for r in range(rounds):
+            settle(files)
             res["floor"].append(floor(files))
             home = tmp / f"home-{len(res['modelyard'])}-{label[:3]}"
             with running_server(home) as server:
-                seconds, client_kib = modelyard_add(home, source, f"d{r}", server.uri)
+                seconds, client_kib = modelyard_add(home, source, files, f"d{r}", server.uri)
                 res["modelyard"].append(seconds)
                 if files[0].parent == many:
-                    res["readd"].append(modelyard_add(home, source, f"d{r}", server.uri)[0])
-            seconds, _ = dvc_add(dvc, source, tmp, f"{label[:3]}-{r}")
+                    res["readd"].append(modelyard_add(home, source, files, f"d{r}", server.uri)[0])
+            seconds, _ = dvc_add(dvc, source, files, tmp, f"{label[:3]}-{r}")
             res["dvc"].append(seconds)
             print(f"  {label} round {r + 1}: modelyard {res['modelyard'][-1]:.2f}s "
                   f"dvc {seconds:.2f}s floor {res['floor'][-1]:.2f}s", flush=True)  # fmt: skip
@@ -167,7 +191,7 @@ def run(tmp: Path, rounds: int, rss_gib: int) -> None:
         write_random(rss_dir / f"part{i}.bin", 1024 * MIB)
     home = tmp / "home-rss"
     with running_server(home) as server:
-        _, client_kib = modelyard_add(home, rss_dir, "rss", server.uri)
+        _, client_kib = modelyard_add(home, rss_dir, sorted(rss_dir.iterdir()), "rss", server.uri)
         rss["client_kib"].append(client_kib)
         rss["server_kib"].append(server_peak_rss_kib(server.process.pid))
     report(results, rss, rss_gib, rounds)
@@ -205,7 +229,7 @@ def report(results: dict[str, dict[str, list[float]]], rss: dict[str, list[int]]
     out.write_text(json.dumps({
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"nproc": os.cpu_count(), "platform": platform.platform()},
-        "dvc_version": VERSIONS.get("dvc", "?"), "rows": rows,
+        "dvc_version": VERSIONS.get("dvc", "?"), "rows": rows, **SETTLED,
         "peak_rss": {"gib_added": rss_gib, "client_mib": client_mb, "server_mib": server_mb},
     }, indent=2))  # fmt: skip
     print(f"dvc {VERSIONS.get('dvc', '?')}; wrote {out}")

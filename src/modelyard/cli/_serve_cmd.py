@@ -36,6 +36,14 @@ def serve_cmd(
     threads: Annotated[
         int, typer.Option(min=1, help="Inference threads per process (batches in flight).")
     ] = 1,
+    inline_below_us: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Batches expected to take at most this many µs run on the event loop "
+            "instead of a thread (the hand-over costs more); 0: always a thread.",
+        ),
+    ] = 100.0,
     max_body_mb: Annotated[
         float, typer.Option(min=0.0, help="Request bodies larger than this get 413.")
     ] = 8.0,
@@ -62,6 +70,7 @@ def serve_cmd(
             max_batch_size=max_batch_size,
             max_latency_ms=max_latency_ms,
             threads=threads,
+            inline_below_us=inline_below_us,
         ),
     )
     with user_errors():

@@ -9,7 +9,14 @@ Heavy modules (uvicorn, the model flavors) are imported only when serving starts
 
 from __future__ import annotations
 
-from modelyard.serving._batching import Decision, GapEstimate, LatencyModel, Pending, decide
+from modelyard.serving._batching import (
+    Decision,
+    GapEstimate,
+    LatencyModel,
+    Pending,
+    decide,
+    runs_inline,
+)
 from modelyard.serving._options import RuntimeOptions, ServeOptions
 from modelyard.serving._server import ResolvedModel, resolve, serve
 
@@ -23,5 +30,6 @@ __all__ = [
     "ServeOptions",
     "decide",
     "resolve",
+    "runs_inline",
     "serve",
 ]

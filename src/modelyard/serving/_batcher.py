@@ -3,12 +3,16 @@
 Requests ``submit`` an array of rows and await their own slice of the batch's
 prediction. The loop asks :func:`modelyard.serving._batching.decide` what to do and
 otherwise waits on an :class:`asyncio.Event` that arrivals and finished batches set (with
-a timer only for the decision's ``wake_at_s``) — never a polling sleep.
+a timer only for the decision's ``wake_at_s``) — never a polling sleep. A batch the
+latency model expects to be shorter than the thread hand-over itself runs on the loop
+(:func:`modelyard.serving._batching.runs_inline`); should one of those take more than
+:data:`INLINE_TRIP_FACTOR` times the threshold, every later batch goes to a thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelyard.core.errors import Unavailable
-from modelyard.serving._batching import GapEstimate, LatencyModel, Pending, decide
+from modelyard.serving._batching import GapEstimate, LatencyModel, Pending, decide, runs_inline
 from modelyard.serving._types import Array
 
 PredictFn = Callable[[Array], Array]
+INLINE_TRIP_FACTOR = 10.0
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, eq=False)
@@ -41,6 +47,8 @@ class Batcher:
         max_latency_ms: The budget for queueing plus inference of a request.
         lanes: How many batches may be in flight at once (the executor's threads).
         on_batch: Called with each batch's row count (metrics).
+        inline_below_s: Batches expected to take at most this long run on the event
+            loop instead of a thread (0: never).
         clock: Monotonic seconds; injected for tests.
     """
 
@@ -53,6 +61,7 @@ class Batcher:
         max_latency_ms: float,
         lanes: int = 1,
         on_batch: Callable[[int], None] | None = None,
+        inline_below_s: float = 0.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_batch_size < 1 or lanes < 1:
@@ -64,6 +73,7 @@ class Batcher:
         self._lanes = lanes
         self._busy = 0
         self._on_batch = on_batch
+        self.inline_below_s = inline_below_s
         self._clock = clock
         self._queue: deque[_Item] = deque()
         self._wakeup = asyncio.Event()
@@ -137,8 +147,12 @@ class Batcher:
             )
             if decision.take:
                 batch = [self._queue.popleft() for _ in range(decision.take)]
+                rows = sum(item.rows for item in batch)
+                if runs_inline(rows, self.latency, self.inline_below_s):
+                    self._run_inline(batch, rows)
+                    continue
                 self._busy += 1
-                task = loop.create_task(self._run(batch))
+                task = loop.create_task(self._run(batch, rows))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
                 continue
@@ -152,22 +166,43 @@ class Batcher:
             if timer is not None:
                 timer.cancel()
 
-    async def _run(self, batch: list[_Item]) -> None:
-        rows = sum(item.rows for item in batch)
-        data = batch[0].data if len(batch) == 1 else np.concatenate([i.data for i in batch])
+    async def _run(self, batch: list[_Item], rows: int) -> None:
+        """Run a batch in an inference thread and answer its requests."""
         try:
             loop = asyncio.get_running_loop()
-            result, duration_s = await loop.run_in_executor(self._executor, self._timed, data)
-            if len(result) != rows:
-                raise RuntimeError(f"the model returned {len(result)} predictions for {rows} rows")
+            result, duration_s = await loop.run_in_executor(
+                self._executor, self._timed, _stacked(batch)
+            )
         except Exception as exc:
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_exception(exc)
+            _fail(batch, exc)
             return
         finally:
             self._busy -= 1
             self._wakeup.set()
+        self._deliver(batch, rows, result, duration_s)
+
+    def _run_inline(self, batch: list[_Item], rows: int) -> None:
+        """Run a batch on the event loop (it is expected to be shorter than a hand-over)."""
+        try:
+            result, duration_s = self._timed(_stacked(batch))
+        except Exception as exc:
+            _fail(batch, exc)
+            return
+        if duration_s > INLINE_TRIP_FACTOR * self.inline_below_s:
+            logger.warning(
+                "a batch of %d rows took %.2f ms on the event loop, expected under %.2f ms: "
+                "from now on every batch runs in an inference thread",
+                rows, duration_s * 1000, self.inline_below_s * 1000,
+            )  # fmt: skip
+            self.inline_below_s = 0.0
+        self._deliver(batch, rows, result, duration_s)
+
+    def _deliver(self, batch: list[_Item], rows: int, result: Array, duration_s: float) -> None:
+        """Give each request its own slice of the batch's predictions."""
+        if len(result) != rows:
+            error = RuntimeError(f"the model returned {len(result)} predictions for {rows} rows")
+            _fail(batch, error)
+            return
         self.latency.observe(rows, duration_s)
         if self._on_batch is not None:
             self._on_batch(rows)
@@ -178,11 +213,22 @@ class Batcher:
             offset += item.rows
 
     def _timed(self, data: Array) -> tuple[Array, float]:
-        """``predict`` and its duration, measured in the inference thread: the latency
-        model is of the model's cost, not of how long the event loop took to notice."""
+        """``predict`` and its duration, measured where it runs (the inference thread,
+        or the loop): the latency model is of the model's cost, not of how long the
+        event loop took to notice."""
         start = self._clock()
         result = self._predict(data)
         return result, self._clock() - start
+
+
+def _stacked(batch: list[_Item]) -> Array:
+    return batch[0].data if len(batch) == 1 else np.concatenate([i.data for i in batch])
+
+
+def _fail(batch: list[_Item], exc: Exception) -> None:
+    for item in batch:
+        if not item.future.done():
+            item.future.set_exception(exc)
 
 
 def run_direct(predict: PredictFn, executor: Executor, rows: Array) -> Awaitable[Array]:

@@ -14,12 +14,16 @@ class RuntimeOptions:
         max_batch_size: The most rows in one ``predict`` call.
         max_latency_ms: The queueing-plus-inference budget the batcher plans for.
         threads: Inference threads (and batches in flight at once).
+        inline_below_us: Batches the latency model expects to take at most this many
+            microseconds run on the event loop, not in a thread (the hand-over costs
+            more than they do); 0 sends every batch to a thread.
     """
 
     batching: bool = True
     max_batch_size: int = 64
     max_latency_ms: float = 5.0
     threads: int = 1
+    inline_below_us: float = 100.0
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class ModelRuntime:
                 max_latency_ms=options.max_latency_ms,
                 lanes=options.threads,
                 on_batch=on_batch,
+                inline_below_s=options.inline_below_us / 1e6,
             )
         self._on_batch = on_batch
         self.ready = False

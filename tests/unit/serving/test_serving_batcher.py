@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from modelyard.core.errors import Unavailable
-from modelyard.serving._batcher import Batcher
+from modelyard.serving._batcher import INLINE_TRIP_FACTOR, Batcher
+from modelyard.serving._batching import INLINE_MIN_SAMPLES
 
 
 class GatedModel:
@@ -123,3 +125,83 @@ def test_stop_finishes_queued_requests_then_refuses_new_ones() -> None:
     results, refused = asyncio.run(main())
     assert [r.tolist() for r in results] == [[float(i)] for i in range(10)]
     assert isinstance(refused, Unavailable)
+
+
+class FakeClock:
+    """Real time plus whatever the models were made to cost (``extra``)."""
+
+    def __init__(self) -> None:
+        self.extra = 0.0
+
+    def __call__(self) -> float:
+        return time.perf_counter() + self.extra
+
+
+class CostedModel:
+    """Echoes column 0; each call takes ``costs_s[i]`` seconds of the fake clock (the last
+    cost repeats) and records the thread it ran in."""
+
+    def __init__(self, clock: FakeClock, costs_s: list[float]) -> None:
+        self.clock = clock
+        self.costs_s = costs_s
+        self.threads: list[int] = []
+
+    def predict(self, rows: np.ndarray) -> np.ndarray:
+        self.clock.extra += self.costs_s[min(len(self.threads), len(self.costs_s) - 1)]
+        self.threads.append(threading.get_ident())
+        return rows[:, 0].copy()
+
+
+# Far above any real scheduling delay, so a preempted test thread cannot change the verdict.
+THRESHOLD_S = 0.5
+
+
+def run_one_at_a_time(model: CostedModel, clock: FakeClock, n: int, inline_below_s: float) -> int:
+    """Send ``n`` requests one after the other (one batch each); the loop's thread id."""
+
+    async def main() -> int:
+        with ThreadPoolExecutor(1) as pool:
+            batcher = Batcher(
+                model.predict, pool, max_batch_size=8, max_latency_ms=5,
+                inline_below_s=inline_below_s, clock=clock,
+            )  # fmt: skip
+            batcher.start()
+            for i in range(n):
+                assert (await batcher.submit(rows_for(i, 2)) == i).all()
+            await batcher.stop()
+        return threading.get_ident()
+
+    return asyncio.run(main())
+
+
+def test_batches_expected_shorter_than_the_threshold_run_on_the_event_loop() -> None:
+    clock = FakeClock()
+    model = CostedModel(clock, [10e-6])
+    loop_thread = run_one_at_a_time(model, clock, INLINE_MIN_SAMPLES + 5, THRESHOLD_S)
+    # The first batches always go to a thread: the latency model has to learn first.
+    assert loop_thread not in model.threads[:INLINE_MIN_SAMPLES]
+    assert model.threads[INLINE_MIN_SAMPLES:] == [loop_thread] * 5
+
+
+@pytest.mark.parametrize(
+    ("cost_s", "inline_below_s"), [(2 * THRESHOLD_S, THRESHOLD_S), (10e-6, 0.0)]
+)
+def test_slow_batches_or_inline_switched_off_always_use_a_thread(
+    cost_s: float, inline_below_s: float
+) -> None:
+    clock = FakeClock()
+    model = CostedModel(clock, [cost_s])
+    loop_thread = run_one_at_a_time(model, clock, INLINE_MIN_SAMPLES + 5, inline_below_s)
+    assert loop_thread not in model.threads
+
+
+def test_an_inline_batch_far_slower_than_expected_sends_every_later_one_to_a_thread() -> None:
+    clock = FakeClock()
+    slow = INLINE_TRIP_FACTOR * THRESHOLD_S * 2
+    costs = [10e-6] * (INLINE_MIN_SAMPLES + 2) + [slow, 10e-6]
+    model = CostedModel(clock, costs)
+    loop_thread = run_one_at_a_time(model, clock, INLINE_MIN_SAMPLES + 40, THRESHOLD_S)
+    first_slow = INLINE_MIN_SAMPLES + 2
+    assert model.threads[first_slow] == loop_thread  # it was expected to be fast
+    # Afterwards, even with the model fast again, nothing runs on the loop any more.
+    assert loop_thread not in model.threads[first_slow + 1 :]

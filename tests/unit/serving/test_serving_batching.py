@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelyard.serving import Decision, GapEstimate, LatencyModel, Pending, decide
+from modelyard.serving import Decision, GapEstimate, LatencyModel, Pending, decide, runs_inline
+from modelyard.serving._batching import INLINE_MIN_SAMPLES
 
 
 @dataclass(eq=False)
@@ -190,3 +191,34 @@ def test_gap_estimate_tracks_inter_arrival_time() -> None:
     for i in range(200):
         gaps.arrival(i * 0.002)
     assert gaps.mean_s == pytest.approx(0.002)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    observed=st.lists(
+        st.tuples(st.integers(1, 64), st.floats(0, 0.01, allow_nan=False)), max_size=40
+    ),
+    rows=st.integers(1, 64),
+    threshold=st.floats(0, 0.001, allow_nan=False),
+)
+def test_a_batch_runs_inline_only_when_expected_short_after_enough_batches(
+    observed: list[tuple[int, float]], rows: int, threshold: float
+) -> None:
+    model = LatencyModel()
+    for n, t in observed:
+        model.observe(n, t)
+    inline = runs_inline(rows, model, threshold)
+    if len(observed) < INLINE_MIN_SAMPLES or threshold == 0:
+        assert not inline
+    else:
+        assert inline == (model.predict(rows) <= threshold)
+
+
+def test_a_fast_model_runs_inline_and_a_slow_one_never() -> None:
+    fast, slow = LatencyModel(), LatencyModel()
+    for _ in range(INLINE_MIN_SAMPLES):
+        fast.observe(32, 10e-6)
+        slow.observe(32, 2e-3)
+    assert runs_inline(32, fast, 100e-6)
+    assert not runs_inline(32, fast, 0.0)  # switched off
+    assert not runs_inline(32, slow, 100e-6)

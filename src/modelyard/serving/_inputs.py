@@ -127,7 +127,7 @@ def from_rows(spec: InputSpec, rows: object, *, what: str = "the input") -> Arra
     """Positional rows (nested lists) as the model's array, its shape checked."""
     array = _to_array(spec, rows)
     check_shape(spec, array.shape, what)
-    return _checked(spec, array)
+    return _checked(spec, array, known_finite=_finite_numbers(rows))
 
 
 def from_column_values(spec: InputSpec, columns: Mapping[str, object]) -> Array:
@@ -171,7 +171,7 @@ def _to_array(spec: InputSpec, values: object, column: str | None = None) -> Arr
     target = np.float64 if spec.dtype.kind in "iub" else spec.dtype
     try:
         return np.asarray(values, dtype=target)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         where = f"column {column!r}" if column else _bad_value_place(spec, values)
         raise InvalidInput(f"{where} has a value that is not a number ({exc})") from exc
 
@@ -186,9 +186,27 @@ def _bad_value_place(spec: InputSpec, values: object) -> str:
     return "the input"
 
 
-def _checked(spec: InputSpec, array: Array) -> Array:
+def _finite_numbers(rows: object) -> bool:
+    """True only if ``rows`` (a list of lists) holds nothing but finite numbers.
+
+    A shortcut for the usual small request: summing in Python costs ~0.3 µs where NumPy's
+    ``isfinite`` and its reduction cost ~1.8 µs. Sound, not complete: a NaN or an
+    infinity makes the sum NaN or infinite, and anything that is not a number raises
+    TypeError, so True proves every value finite; False (those, or a sum that overflows)
+    only means that the exact check must run.
+    """
+    if type(rows) is not list:
+        return False
+    try:
+        total = sum(map(sum, rows))
+    except TypeError:
+        return False
+    return bool(total - total == 0)
+
+
+def _checked(spec: InputSpec, array: Array, *, known_finite: bool = False) -> Array:
     """Refuse nulls/NaN and non-whole values for integer columns; cast to the spec."""
-    if array.dtype.kind == "f" and not _ALL(np.isfinite(array), axis=None):
+    if array.dtype.kind == "f" and not known_finite and not _ALL(np.isfinite(array), axis=None):
         bad = np.argwhere(~np.isfinite(array))[0]
         place = (
             f"column {spec.names[int(bad[1])]!r}"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from modelyard.core.errors import Unavailable
-from modelyard.serving._batcher import INLINE_TRIP_FACTOR, Batcher
+from modelyard.serving._batcher import Batcher
 from modelyard.serving._batching import INLINE_MIN_SAMPLES
 
 
@@ -195,13 +195,20 @@ def test_slow_batches_or_inline_switched_off_always_use_a_thread(
     assert loop_thread not in model.threads
 
 
-def test_an_inline_batch_far_slower_than_expected_sends_every_later_one_to_a_thread() -> None:
+def test_a_model_that_turns_slow_blocks_the_loop_for_one_batch_only() -> None:
     clock = FakeClock()
-    slow = INLINE_TRIP_FACTOR * THRESHOLD_S * 2
-    costs = [10e-6] * (INLINE_MIN_SAMPLES + 2) + [slow, 10e-6]
+    costs = [10e-6] * (INLINE_MIN_SAMPLES + 2) + [100 * THRESHOLD_S]  # then slow for good
     model = CostedModel(clock, costs)
-    loop_thread = run_one_at_a_time(model, clock, INLINE_MIN_SAMPLES + 40, THRESHOLD_S)
+    loop_thread = run_one_at_a_time(model, clock, INLINE_MIN_SAMPLES + 12, THRESHOLD_S)
     first_slow = INLINE_MIN_SAMPLES + 2
     assert model.threads[first_slow] == loop_thread  # it was expected to be fast
-    # Afterwards, even with the model fast again, nothing runs on the loop any more.
     assert loop_thread not in model.threads[first_slow + 1 :]
+
+
+def test_one_hiccup_does_not_move_a_fast_model_off_the_loop() -> None:
+    clock = FakeClock()
+    hiccup = INLINE_MIN_SAMPLES + 2
+    costs = [10e-6] * hiccup + [0.4 * THRESHOLD_S * 10] + [10e-6]
+    model = CostedModel(clock, costs)
+    loop_thread = run_one_at_a_time(model, clock, hiccup + 10, THRESHOLD_S)
+    assert model.threads[hiccup:] == [loop_thread] * 10

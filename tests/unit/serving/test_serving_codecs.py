@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from modelyard.core.errors import InvalidInput
 from modelyard.models import ColumnSchema, ColumnSpec, Signature, TensorSchema
-from modelyard.serving._inputs import input_spec
+from modelyard.serving._inputs import _finite_numbers, input_spec
 from modelyard.serving._mlflow_protocol import decode_invocations, decode_predict
 from modelyard.serving._oip import decode_infer, encode_outputs, tensor_metadata
 
@@ -116,6 +120,10 @@ def test_tensor_model_metadata_and_outputs() -> None:
     ("data", "message"),
     [
         ([[None, 1]], "column 'a' has a null"),
+        ([[float("nan"), 1]], "column 'a' has a null, NaN or infinite"),
+        ([[0.5, 1], [float("-inf"), 2]], "column 'a' has a null, NaN or infinite"),
+        ([[float("inf"), 1], [float("-inf"), 2]], "column 'a' has a null, NaN or infinite"),
+        ([["abc", 1]], "not a number"),
         ([[0.5, 1.5]], "column 'b' has values that are not whole"),
         ([[0.5]], "dimension 1 of the input has size 1, expected 2"),
         ([], "got shape"),
@@ -131,3 +139,18 @@ def test_the_dataframe_split_fast_path_checks_like_the_others(data: object, mess
 def test_huge_finite_values_are_accepted() -> None:
     body = {"dataframe_split": {"columns": ["a", "b"], "data": [[1.7e308, 1], [1.7e308, 2]]}}
     assert decode_invocations(SPEC, body)[:, 0].tolist() == [1.7e308, 1.7e308]
+
+
+@given(
+    st.lists(
+        st.lists(st.one_of(st.floats(), st.integers(-(10**20), 10**20), st.booleans()), max_size=5),
+        max_size=5,
+    )
+)
+def test_the_finite_shortcut_never_vouches_for_a_nan_or_an_infinity(
+    rows: list[list[float]],
+) -> None:
+    if _finite_numbers(rows):
+        assert all(math.isfinite(v) for row in rows for v in row)
+    if all(math.isfinite(v) and abs(v) < 1e300 for row in rows for v in row):
+        assert _finite_numbers(rows)  # and it does vouch for the usual rows

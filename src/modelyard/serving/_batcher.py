@@ -6,7 +6,7 @@ otherwise waits on an :class:`asyncio.Event` that arrivals and finished batches 
 a timer only for the decision's ``wake_at_s``) — never a polling sleep. A batch the
 latency model expects to be shorter than the thread hand-over itself runs on the loop
 (:func:`modelyard.serving._batching.runs_inline`). Its duration feeds the same model (the
-newest batch weighs ~5 % of the estimate), so a model that turns much slower (by 20× the
+newest batch weighs ~5 % of the estimate), so a model that turns much slower (by 20 times the
 threshold or more) holds the loop for one batch and one that turns a little slower for a
 few, after which its batches go to a thread; a single hiccup (the process preempted, a
 collection) shifts the estimate only a little.

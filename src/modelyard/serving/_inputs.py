@@ -12,7 +12,7 @@ null or NaN values are refused.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -125,9 +125,12 @@ def from_records(spec: InputSpec, records: Sequence[object]) -> Array:
 
 def from_rows(spec: InputSpec, rows: object, *, what: str = "the input") -> Array:
     """Positional rows (nested lists) as the model's array, its shape checked."""
+    finite = _finite_numbers(rows)
+    if not finite:  # the usual rows are all numbers: the search for text runs only here
+        _refuse_text(spec, rows)
     array = _to_array(spec, rows)
     check_shape(spec, array.shape, what)
-    return _checked(spec, array, known_finite=_finite_numbers(rows))
+    return _checked(spec, array, known_finite=finite)
 
 
 def from_column_values(spec: InputSpec, columns: Mapping[str, object]) -> Array:
@@ -138,6 +141,9 @@ def from_column_values(spec: InputSpec, columns: Mapping[str, object]) -> Array:
         np.atleast_1d(_to_array(spec, values[i], column=spec.names[j]))  # type: ignore[index]
         for j, i in enumerate(order)
     ]
+    for j, i in enumerate(order):
+        if _holds_text(values[i]):
+            raise InvalidInput(f"column {spec.names[j]!r} has text where a number is expected")  # type: ignore[index]
     lengths = {c.shape[0] for c in cols}
     if len(lengths) != 1 or any(c.ndim != 1 for c in cols):
         raise InvalidInput("every column must be a flat list of values of the same length")
@@ -176,14 +182,36 @@ def _to_array(spec: InputSpec, values: object, column: str | None = None) -> Arr
         raise InvalidInput(f"{where} has a value that is not a number ({exc})") from exc
 
 
-def _bad_value_place(spec: InputSpec, values: object) -> str:
+def _not_a_number(value: object) -> bool:
+    return not isinstance(value, int | float) or isinstance(value, bool)
+
+
+def _bad_value_place(
+    spec: InputSpec, values: object, bad: Callable[[object], bool] = _not_a_number
+) -> str:
+    """Where the first value that is ``bad`` is: ``column 'x'``, or ``the input``."""
     if spec.names is not None and isinstance(values, list):
         for row in values:
             if isinstance(row, list) and len(row) == len(spec.names):
                 for name, value in zip(spec.names, row, strict=True):
-                    if not isinstance(value, int | float) or isinstance(value, bool):
+                    if bad(value):
                         return f"column {name!r}"
     return "the input"
+
+
+def _holds_text(values: object) -> bool:
+    """Whether a string hides anywhere in (nested lists of) values."""
+    if isinstance(values, str):
+        return True
+    return isinstance(values, list) and any(map(_holds_text, values))
+
+
+def _refuse_text(spec: InputSpec, rows: object) -> None:
+    """Refuse text in numeric input, as MLflow's scoring server does; NumPy alone would
+    read ``"0.5"`` as 0.5."""
+    if _holds_text(rows):
+        place = _bad_value_place(spec, rows, lambda value: isinstance(value, str))
+        raise InvalidInput(f"{place} has text where a number is expected")
 
 
 def _finite_numbers(rows: object) -> bool:

@@ -49,6 +49,10 @@ def test_every_mlflow_format_gives_the_same_rows(body: object) -> None:
         ({"dataframe_records": [{"a": "x", "b": 1}]}, "column 'a'"),
         ({"dataframe_records": [{"a": 1.0, "b": 1.5}]}, "column 'b' has values that are not whole"),
         ({"dataframe_records": [{"a": None, "b": 1}]}, "column 'a' has a null"),
+        ({"dataframe_records": [{"a": "0.5", "b": 1}]}, "column 'a' has text"),
+        ({"dataframe_split": {"data": [[0.5, "1"]]}}, "column 'b' has text"),
+        ({"instances": [[0.5, 1], ["1.5", 2]]}, "column 'a' has text"),
+        ({"inputs": {"a": [0.5, "1.5"], "b": [1, 2]}}, "column 'a' has text"),
         ({"instances": [[1.0, 2, 3]]}, "dimension 1 of the input has size 3, expected 2"),
         ({"records": []}, "exactly one of"),
         ([1, 2], "JSON object"),
@@ -90,6 +94,7 @@ def test_oip_column_tensors_and_a_single_matrix_decode_alike() -> None:
         ([{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}], "dimension 1"),
         ([{"name": "x", "shape": [2, 3], "datatype": "FP32", "data": [1, 2, 3]}], "needs 6"),
         ([{"name": "x", "shape": [1, 3], "datatype": "BYTES", "data": ["a"]}], "datatype 'BYTES'"),
+        ([{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1, "2"]}], "has text"),
     ],
 )
 def test_bad_oip_inputs_are_refused(inputs: list[object], message: str) -> None:
@@ -123,7 +128,7 @@ def test_tensor_model_metadata_and_outputs() -> None:
         ([[float("nan"), 1]], "column 'a' has a null, NaN or infinite"),
         ([[0.5, 1], [float("-inf"), 2]], "column 'a' has a null, NaN or infinite"),
         ([[float("inf"), 1], [float("-inf"), 2]], "column 'a' has a null, NaN or infinite"),
-        ([["abc", 1]], "not a number"),
+        ([["abc", 1]], "column 'a' has text"),
         ([[0.5, 1.5]], "column 'b' has values that are not whole"),
         ([[0.5]], "dimension 1 of the input has size 1, expected 2"),
         ([], "got shape"),

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import re
 import secrets
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -272,78 +270,18 @@ def _verified(
 def write_hashing(chunks: Iterable[Chunk], out: BinaryIO) -> BlobInfo:
     """Write ``chunks`` to ``out`` and return the digest and size of what was written.
 
-    Past the first :data:`OVERLAP_AFTER_BYTES`, the writes move to a helper thread while
-    this one hashes: both release the GIL, so a big blob costs about the longer of
-    hashing and writing rather than their sum. Small blobs are not worth a thread.
-
     Raises:
         InvalidInput: a chunk is not ``bytes``, ``bytearray`` or ``memoryview``.
     """
     hasher = hashlib.sha256()
     size = 0
-    writer: _Writer | None = None
-    try:
-        for chunk in chunks:
-            if not isinstance(chunk, bytes | bytearray | memoryview):
-                raise InvalidInput(
-                    f"blob content must be bytes, got a {type(chunk).__name__} chunk"
-                )
-            if writer is None and size >= OVERLAP_AFTER_BYTES:
-                writer = _Writer(out)
-            if writer is None:
-                out.write(chunk)
-            else:
-                writer.write(chunk)
-            hasher.update(chunk)
-            size += len(chunk) if not isinstance(chunk, memoryview) else chunk.nbytes
-        if writer is not None:
-            writer.finish()
-    finally:
-        if writer is not None:
-            writer.stop()
+    for chunk in chunks:
+        if not isinstance(chunk, bytes | bytearray | memoryview):
+            raise InvalidInput(f"blob content must be bytes, got a {type(chunk).__name__} chunk")
+        hasher.update(chunk)
+        out.write(chunk)
+        size += len(chunk) if not isinstance(chunk, memoryview) else chunk.nbytes
     return BlobInfo(digest=hasher.hexdigest(), size=size)
-
-
-OVERLAP_AFTER_BYTES = 8 * 1024 * 1024
-_QUEUED_CHUNKS = 8
-
-
-class _Writer:
-    """Writes chunks to a file in a thread of its own, in order; the first error is kept
-    and raised by :meth:`write` or :meth:`finish`."""
-
-    def __init__(self, out: BinaryIO) -> None:
-        self._out = out
-        self._queue: queue.Queue[Chunk | None] = queue.Queue(_QUEUED_CHUNKS)  # None: stop
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="blob-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    self._out.write(chunk)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    self._error = exc
-
-    def write(self, chunk: Chunk) -> None:
-        if self._error is not None:
-            raise self._error
-        if not (isinstance(chunk, bytes) or isinstance(getattr(chunk, "obj", None), bytes)):
-            chunk = bytes(chunk)  # the caller may refill a mutable buffer once we return
-        self._queue.put(chunk)
-
-    def finish(self) -> None:
-        """Wait until every chunk is written."""
-        self.stop()
-        if self._error is not None:
-            raise self._error
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
 
 
 def check_expected(info: BlobInfo, expected_digest: str | None, where: str) -> None:

@@ -13,9 +13,11 @@ from typing import Any, BinaryIO
 import pytest
 
 from modelyard.artifacts import FileBlobStore, _file, create_blob_store
-from modelyard.artifacts._base import OVERLAP_AFTER_BYTES, create_temp_file
+from modelyard.artifacts._base import create_temp_file
 from modelyard.core.clock import FakeClock
 from modelyard.core.errors import IntegrityError, InvalidInput
+
+BIG = 8 * 1024 * 1024  # a blob of several chunks
 
 
 @pytest.fixture
@@ -154,30 +156,28 @@ def test_an_empty_file_left_by_a_crash_counts_as_absent(store: FileBlobStore) ->
     assert store.exists(empty.digest)
 
 
-def test_big_blobs_are_written_while_hashed(store: FileBlobStore) -> None:
-    # Past OVERLAP_AFTER_BYTES a helper thread writes; a producer that refills one
-    # mutable buffer must still get exactly what it produced.
+def test_a_producer_refilling_one_buffer_gets_what_it_produced(store: FileBlobStore) -> None:
     buffer = bytearray(1 << 20)
     expected = hashlib.sha256()
 
     def chunks() -> Iterator[bytearray]:
-        for i in range(OVERLAP_AFTER_BYTES // len(buffer) + 4):
+        for i in range(BIG // len(buffer) + 4):
             buffer[:] = bytes([i % 251]) * len(buffer)
             expected.update(buffer)
             yield buffer
 
     info = store.put_stream(chunks())
     assert info.digest == expected.hexdigest()
-    assert info.size == OVERLAP_AFTER_BYTES + 4 * len(buffer)
+    assert info.size == BIG + 4 * len(buffer)
     assert hashlib.sha256(store.blob_path(info.digest).read_bytes()).hexdigest() == info.digest
     assert _tmp_entries(store) == []
 
 
-def test_a_failing_write_in_the_helper_thread_stores_nothing(
+def test_a_failing_write_stores_nothing(
     store: FileBlobStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Full:
-        """A temp file whose disk fills up once the helper thread writes."""
+        """A temp file whose disk fills up part-way through a big blob."""
 
         def __init__(self, f: BinaryIO) -> None:
             self.f = f
@@ -185,7 +185,7 @@ def test_a_failing_write_in_the_helper_thread_stores_nothing(
 
         def write(self, data: Any) -> int:
             self.written += len(data)
-            if self.written > OVERLAP_AFTER_BYTES + (2 << 20):
+            if self.written > BIG + (2 << 20):
                 raise OSError(errno.ENOSPC, "No space left on device")
             return self.f.write(data)
 

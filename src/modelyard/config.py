@@ -140,9 +140,7 @@ class Settings:
     blob_fsync: bool
 
     def __init__(self, **values: Any) -> None:
-        unknown = sorted(set(values) - set(_FIELDS))
-        if unknown:
-            raise TypeError(f"unknown settings: {', '.join(unknown)}")
+        _check_known(values)
         env = {k.lower(): v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
         raw: dict[str, Any] = {}
         for name in _FIELDS:
@@ -171,9 +169,7 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (parsed like constructor arguments)."""
-        unknown = sorted(set(changes) - set(_FIELDS))
-        if unknown:
-            raise TypeError(f"unknown settings: {', '.join(unknown)}")
+        _check_known(changes)
         copy = object.__new__(Settings)
         copy._assign({**self.__dict__, **_parse(changes)})
         return copy
@@ -222,6 +218,12 @@ class Settings:
             "MODELYARD_MAX_REPLICAS": str(self.replica_limit),
             "MODELYARD_BLOB_FSYNC": str(self.blob_fsync).lower(),
         }
+
+
+def _check_known(names: Mapping[str, Any]) -> None:
+    unknown = sorted(set(names) - set(_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(unknown)}")
 
 
 def _parse(raw: Mapping[str, Any]) -> dict[str, Any]:

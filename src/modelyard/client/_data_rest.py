@@ -13,9 +13,9 @@ import httpx
 
 from modelyard.artifacts import BlobInfo, validate_logical_path
 from modelyard.core.entities import ArtifactEntry
-from modelyard.core.errors import InvalidInput
 from modelyard.data._batch import BATCH_CONTENT_TYPE, BatchEntry, encode_header
 from modelyard.data._entities import Dataset, DatasetVersion
+from modelyard.data._hashing import changed_while_added
 from modelyard.data._refs import DatasetRef, parse_ref
 
 DIGEST_HEADER = "x-modelyard-digest"
@@ -78,9 +78,7 @@ def _exact_chunks(path: Path, size: int) -> Iterator[bytes]:
         while left:
             chunk = fh.read(min(UPLOAD_CHUNK, left))
             if not chunk:
-                raise InvalidInput(
-                    f"{path}: the file changed while it was being added; add it again"
-                )
+                raise changed_while_added(path)
             left -= len(chunk)
             yield chunk
 

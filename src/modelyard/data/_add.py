@@ -31,6 +31,7 @@ from modelyard.data._entities import AddResult, DatasetVersion
 from modelyard.data._hashing import (
     HashCache,
     HashReport,
+    changed_while_added,
     check_unchanged,
     hash_checked,
     hash_files,
@@ -167,7 +168,7 @@ class _Uploader:
         info, digest = self._client.put_blob_hashing(self._project, f.path, f.size)
         check_unchanged(f)
         if (info.digest, info.size) != (digest, f.size):
-            raise InvalidInput(f"{f.path}: the file changed while it was being added; add it again")
+            raise changed_while_added(f.path)
         self._sent[digest] = f.size
         return digest
 

@@ -179,4 +179,9 @@ def check_unchanged(f: LocalFile) -> None:
     """Raise if ``f`` no longer has the size, mtime and inode it was scanned with."""
     st = f.path.stat()
     if (st.st_size, st.st_mtime_ns, st.st_ino) != (f.size, f.mtime_ns, f.inode):
-        raise InvalidInput(f"{f.path}: the file changed while it was being added; add it again")
+        raise changed_while_added(f.path)
+
+
+def changed_while_added(path: Path) -> InvalidInput:
+    """The error for a file that changed between being scanned, hashed and sent."""
+    return InvalidInput(f"{path}: the file changed while it was being added; add it again")

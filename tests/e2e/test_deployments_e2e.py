@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from modelyard.client import ModelyardClient
-from modelyard.deploy._launcher import pid_alive
+from modelyard.deploy._processes import pid_alive
 from modelyard.serving._demo import FailingModel, free_port
 from modelyard.store import open_store
 from modelyard.testing.cli_runner import run_cli

@@ -26,7 +26,7 @@ from modelyard.client import ModelyardClient
 from modelyard.core.errors import ModelyardError
 from modelyard.core.tracking import RunStatus
 from modelyard.credentials import read_credentials
-from modelyard.deploy._launcher import pid_alive
+from modelyard.deploy._processes import pid_alive
 from modelyard.deploy._signals import GatewaySnapshot
 from modelyard.testing._ports import free_port
 from modelyard.testing.server_process import ServerProcess, running_server

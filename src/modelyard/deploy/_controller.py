@@ -30,8 +30,8 @@ from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.deployments import Deployment, EventDraft, Replica, Revision
 from modelyard.core.errors import ModelyardError
 from modelyard.deploy._gateway_link import GatewayLink
-from modelyard.deploy._launcher import pid_alive, probe_ready, stop_replica
 from modelyard.deploy._policy import deployment_policy
+from modelyard.deploy._processes import pid_alive, probe_ready, stop_replica
 from modelyard.deploy._replicas import ReplicaFactory, free_port, new_replica_id
 from modelyard.deploy._rollout import RolloutView, advance
 from modelyard.deploy._routes import build_route_table

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 
 from modelyard.core.errors import Unavailable
-from modelyard.deploy._launcher import pid_alive
+from modelyard.deploy._processes import pid_alive
 from modelyard.deploy._signals import GatewaySnapshot
 
 logger = logging.getLogger("modelyard.deploy")

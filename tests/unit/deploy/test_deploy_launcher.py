@@ -17,11 +17,10 @@ from modelyard.deploy._launcher import (
     ReplicaSpec,
     flavor_modules,
     note_exit,
-    parse_proc_stat,
     parse_worker_spec,
-    pid_alive,
     worker_spec,
 )
+from modelyard.deploy._processes import parse_proc_stat, pid_alive
 from modelyard.deploy._zygote import Zygote
 from modelyard.models import MANIFEST_NAME
 from modelyard.serving import _worker

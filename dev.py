@@ -26,7 +26,10 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "1",
     "UV_NO_PROGRESS": "1",
 }
-DEBIAN_PACKAGES = {"postgresql": "/usr/lib/postgresql/*/bin/initdb"}
+DEBIAN_PACKAGES = {
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",
+    "prometheus": "/usr/bin/promtool",
+}
 
 
 def say(message: str) -> None:

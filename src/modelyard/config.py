@@ -107,6 +107,8 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "gateway_port": _int(1, 65535),
     "max_replicas": _int(0),
     "blob_fsync": _bool,
+    "monitor_interval_s": _int(1, 3600),
+    "otel_endpoint": _text,
 }
 
 
@@ -120,7 +122,9 @@ class Settings:
     no set-up: ``sqlite:///$MODELYARD_HOME/modelyard.db`` and
     ``file://$MODELYARD_HOME/artifacts``. ``blob_fsync`` (``MODELYARD_BLOB_FSYNC``,
     default false) makes a ``file://`` artifact store flush every blob to disk before
-    acknowledging it (docs/data.md explains the trade-off).
+    acknowledging it (docs/data.md explains the trade-off). ``monitor_interval_s``
+    (default 10) is the monitor loop's period; ``otel_endpoint`` (default empty: tracing
+    off) is the OTLP/HTTP endpoint traces go to.
 
     Instances are frozen; :meth:`replace` makes a changed copy.
 
@@ -138,6 +142,8 @@ class Settings:
     gateway_port: int
     max_replicas: int
     blob_fsync: bool
+    monitor_interval_s: int
+    otel_endpoint: str
 
     def __init__(self, **values: Any) -> None:
         _check_known(values)
@@ -164,6 +170,8 @@ class Settings:
             "gateway_port": parsed.get("gateway_port", DEFAULT_GATEWAY_PORT),
             "max_replicas": parsed.get("max_replicas", 0),
             "blob_fsync": parsed.get("blob_fsync", False),
+            "monitor_interval_s": parsed.get("monitor_interval_s", 10),
+            "otel_endpoint": parsed.get("otel_endpoint", ""),
         }
         self.__dict__.update(fields)
 
@@ -217,6 +225,8 @@ class Settings:
             "MODELYARD_GATEWAY_PORT": str(self.gateway_port),
             "MODELYARD_MAX_REPLICAS": str(self.replica_limit),
             "MODELYARD_BLOB_FSYNC": str(self.blob_fsync).lower(),
+            "MODELYARD_MONITOR_INTERVAL_S": str(self.monitor_interval_s),
+            "MODELYARD_OTEL_ENDPOINT": mask_uri_password(self.otel_endpoint),
         }
 
 

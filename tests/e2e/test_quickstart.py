@@ -90,16 +90,26 @@ def check_walk(client: ModelyardClient, result: dict[str, Any], n: int, after_ev
     dep = client.get_deployment(P, "quickstart-api")
     assert dep["traffic"] == {str(n): 100}
     assert dep["revisions"][-1]["model_version"] == n
-    assert not [r for r in dep["replicas"] if r["state"] in ("starting", "ready")]
     scale = [e for e in scale_events(client) if e["id"] > after_event]
     ups = [e for e in scale if e["data"]["desired"] > e["data"]["actual"] >= 1]
     assert ups, [e["message"] for e in scale]  # a real scale-up, not only a wake from zero
     zero = [e for e in scale if e["data"]["desired"] == 0 < e["data"]["actual"]]
     assert zero
-    assert zero[-1]["id"] > ups[-1]["id"]
+    assert any(z["id"] > ups[0]["id"] for z in zero)  # back to zero after the ramp
     assert result["traffic"]["scaled_to_zero"] is True
     assert result["traffic"]["requests_sent"] > 0
     assert result["traffic"]["max_replicas_seen"] >= 2
+
+    # Step 6: shifted traffic made the drift alert fire, through the server's monitor loop.
+    monitoring = result["monitoring"]
+    assert monitoring["fired"] is True
+    assert monitoring["drift_share"] > 0.3
+    assert "mean radius" in monitoring["drifted_features"]
+    history = client.alert_history(P, "quickstart-api", kind="firing")
+    assert any("drift_share > 0.3" in e["message"] for e in history)
+    shown = client.monitor_show(P, "quickstart-api")
+    assert shown["log"]["rows"] > 0
+    assert shown["drift"]["reference"] == f"quickstart-data@v{n}"
 
     graph = client.lineage(P, "deployment", "quickstart-api", direction="up")
     labels = {(node["kind"], node["label"]) for node in graph["nodes"]}
@@ -143,7 +153,7 @@ def test_a_rejected_token_fails_step_1_with_a_clear_message(
     env = quickstart_env(tmp_path / "other-home", server.uri, MODELYARD_TOKEN="myt_x_bogus")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/6 (server) failed: the server at" in proc.stderr
+    assert "step 1/7 (server) failed: the server at" in proc.stderr
     assert "rejected the credentials" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
@@ -153,7 +163,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
     env = quickstart_env(tmp_path / "home", uri, MODELYARD_PROJECT="no-such-project")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/6 (server) failed: project 'no-such-project' does not exist" in proc.stderr
+    assert "step 1/7 (server) failed: project 'no-such-project' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (tmp_path / "home" / "logs" / "quickstart-server.log").exists()  # it did start one
     with pytest.raises(httpx.TransportError):

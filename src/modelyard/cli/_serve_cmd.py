@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,9 +52,23 @@ def serve_cmd(
         bool, typer.Option("--allow-remote", help="Allow binding a non-loopback address.")
     ] = False,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+    log_predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="Log a sample of requests and predictions as Parquet files in this folder "
+            "(request id, latency, features, prediction)."
+        ),
+    ] = None,
+    log_sample_rate: Annotated[
+        float, typer.Option(min=0.0001, max=1.0, help="Share of requests logged.")
+    ] = 1.0,
+    log_max_bytes_per_s: Annotated[
+        int, typer.Option(min=1024, help="Byte budget of the log per second; beyond it, drop.")
+    ] = 1 << 20,
 ) -> None:
     """Serve a model: Open Inference Protocol v2, MLflow /invocations, /predict, /metrics."""
     from modelyard.serving import RuntimeOptions, ServeOptions, resolve, serve
+    from modelyard.serving._predlog import PredictionLogOptions
 
     if not is_loopback(host) and not allow_remote:
         fail(f"refusing to bind {host}: pass --allow-remote to serve beyond this machine", 2)
@@ -71,6 +86,13 @@ def serve_cmd(
             max_latency_ms=max_latency_ms,
             threads=threads,
             inline_below_us=inline_below_us,
+        ),
+        prediction_log=None
+        if log_predictions is None
+        else PredictionLogOptions(
+            directory=str(log_predictions.resolve()),
+            sample_rate=log_sample_rate,
+            max_bytes_per_s=log_max_bytes_per_s,
         ),
     )
     with user_errors():
@@ -90,7 +112,8 @@ def gateway_cmd(
 ) -> None:
     """Run the deployment gateway alone (``modelyard server`` starts one by itself).
 
-    Its control API needs the secret in MODELYARD_GATEWAY_SECRET.
+    Its control API needs the secret in MODELYARD_GATEWAY_SECRET. With
+    MODELYARD_OTEL_ENDPOINT (or OTEL_EXPORTER_OTLP_ENDPOINT) set it traces requests.
     """
     from modelyard.gateway import GatewayOptions, run_gateway
 
@@ -101,4 +124,14 @@ def gateway_cmd(
         fail("set MODELYARD_GATEWAY_SECRET: the control API's shared secret", 2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     with user_errors():
-        run_gateway(GatewayOptions(host=host, port=port, secret=secret, log_level=log_level))
+        from modelyard.monitor._tracing import otlp_endpoint_from_env
+
+        run_gateway(
+            GatewayOptions(
+                host=host,
+                port=port,
+                secret=secret,
+                log_level=log_level,
+                otel_endpoint=otlp_endpoint_from_env(os.environ),
+            )
+        )

@@ -27,6 +27,7 @@ from modelyard.cli._context import settings_of
 from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
+from modelyard.cli._monitor_cmds import alerts_app, monitor_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
 from modelyard.cli._quickstart_cmd import quickstart_cmd
 from modelyard.cli._serve_cmd import gateway_cmd, serve_cmd
@@ -53,6 +54,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(deploy_app, name="deploy")
+app.add_typer(monitor_app, name="monitor")
+app.add_typer(alerts_app, name="alerts")
 app.command("lineage")(lineage)
 app.command("quickstart")(quickstart_cmd)
 app.command("serve")(serve_cmd)

@@ -15,6 +15,7 @@ import httpx
 from modelyard.artifacts import validate_logical_path
 from modelyard.client._data_rest import DataCalls
 from modelyard.client._deploy_rest import DeploymentCalls
+from modelyard.client._monitor_rest import MonitorCalls
 from modelyard.client._registry_rest import RegistryCalls
 from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
@@ -64,7 +65,7 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls):
+class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls, MonitorCalls):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal
 
+from modelyard.core._json_settings import JsonSettings
 from modelyard.core.errors import InvalidInput
 
 DEPLOYMENT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -44,7 +45,7 @@ def _check(cond: bool, message: str) -> None:
 
 
 @dataclass(frozen=True)
-class ScalingConfig:
+class ScalingConfig(JsonSettings):
     """How a deployment scales and how its gateway treats requests.
 
     Attributes:
@@ -67,6 +68,8 @@ class ScalingConfig:
             a scale-from-zero only has to route to it.
         launch: ``fork`` (from a pre-imported zygote) or ``spawn`` (a fresh interpreter).
     """
+
+    settings_kind: ClassVar[str] = "scaling"
 
     min_replicas: int = 0
     max_replicas: int = 4
@@ -118,26 +121,6 @@ class ScalingConfig:
         _check(self.queue_limit >= 0, "queue_limit must be >= 0")
         _check(self.queue_timeout_s > 0, "queue_timeout_s must be > 0")
         _check(self.launch in ("fork", "spawn"), f"launch must be fork or spawn: {self.launch}")
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ScalingConfig:
-        """Build from a dict, ignoring unknown keys (rows written by newer versions)."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def merged(self, changes: dict[str, Any]) -> ScalingConfig:
-        """A copy with ``changes`` (``None`` values ignored), validated.
-
-        Raises:
-            InvalidInput: an unknown setting or an invalid combination.
-        """
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        _check(not unknown, f"unknown scaling setting(s): {', '.join(unknown)}")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 @dataclass(frozen=True)

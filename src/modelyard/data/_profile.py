@@ -27,7 +27,7 @@ from modelyard.data._profile_columns import (
 from modelyard.data._scan import table_format
 
 if TYPE_CHECKING:
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     from modelyard.data._scan import LocalFile
 
@@ -102,10 +102,10 @@ def _profile(path: Path, fmt: str) -> dict[str, Any]:
 
 def _schema(path: Path, fmt: str) -> pa.Schema:
     if fmt == "parquet":
-        import pyarrow.parquet as pq  # type: ignore[import-untyped]
+        import pyarrow.parquet as pq
 
         return pq.read_schema(path)
-    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
+    import pyarrow.csv as pacsv
 
     # Empty CSV fields are nulls in every column, as pandas reads them.
     options = pacsv.ConvertOptions(strings_can_be_null=True)

@@ -116,7 +116,7 @@ def _read_table(root: Path, version: DatasetVersion, as_: str) -> Any:
         if table_format(tables[0]) == "parquet":
             return pd.read_parquet(path)
         return pd.read_csv(path)
-    import pyarrow.csv as pacsv  # type: ignore[import-untyped]
-    import pyarrow.parquet as pq  # type: ignore[import-untyped]
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
 
     return pq.read_table(path) if table_format(tables[0]) == "parquet" else pacsv.read_csv(path)

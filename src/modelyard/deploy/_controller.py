@@ -620,7 +620,9 @@ class DeploymentController:
         port = free_port()
         started_ms = self._now_ms()
         try:
-            pid, mode = self._factory.start(rid, package, rev, port, dep.config.launch)
+            pid, mode = self._factory.start(
+                rid, package, rev, port, dep.config.launch, deployment=dep
+            )
         except (OSError, ModelyardError, RuntimeError) as exc:
             p.events.append(EventDraft("replica", f"could not start a replica: {exc}",
                                        rev.number))  # fmt: skip

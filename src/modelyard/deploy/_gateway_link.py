@@ -27,6 +27,7 @@ import httpx
 from modelyard.core.errors import Unavailable
 from modelyard.deploy._processes import pid_alive
 from modelyard.deploy._signals import GatewaySnapshot
+from modelyard.monitor._tracing import otlp_endpoint_from_env
 
 logger = logging.getLogger("modelyard.deploy")
 
@@ -88,10 +89,15 @@ class GatewayLink:
         secret = secrets.token_urlsafe(32)
         log_dir = self._home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "modelyard.gateway", "--host", self._host,
+               "--port", str(self._port)]  # fmt: skip
+        # Tracing: the server's OTLP endpoint, if its environment configures one.
+        otel_endpoint = otlp_endpoint_from_env(os.environ)
+        if otel_endpoint:
+            cmd += ["--otel-endpoint", otel_endpoint]
         with (log_dir / "gateway.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "modelyard.gateway", "--host", self._host,
-                 "--port", str(self._port)],
+                cmd,
                 env={**os.environ, "MODELYARD_GATEWAY_SECRET": secret},
                 stdin=subprocess.DEVNULL,
                 stdout=log,

@@ -34,6 +34,7 @@ from typing import Any, Literal, Protocol
 
 from modelyard.core.errors import InvalidInput, ModelyardError, Unavailable
 from modelyard.serving._options import RuntimeOptions, ServeOptions
+from modelyard.serving._predlog import PredictionLogOptions
 from modelyard.serving._server import ResolvedModel
 
 logger = logging.getLogger("modelyard.deploy")
@@ -74,6 +75,7 @@ class ReplicaSpec:
         env: Extra environment variables. A forked replica sets them after the runtime
             is imported, so they cannot change how numpy or the flavors start up.
         log_level: uvicorn's and the runtime's log level.
+        prediction_log: Where and how much of its traffic the replica logs.
     """
 
     package_path: Path
@@ -87,6 +89,7 @@ class ReplicaSpec:
     max_body_bytes: int = 8 * 1024 * 1024
     env: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "info"
+    prediction_log: PredictionLogOptions | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -135,6 +138,7 @@ def worker_spec(spec: ReplicaSpec) -> dict[str, object]:
         max_body_bytes=spec.max_body_bytes,
         log_level=spec.log_level,
         runtime=spec.runtime,
+        prediction_log=spec.prediction_log,
     )
     return {
         "path": str(spec.package_path),
@@ -152,8 +156,7 @@ def parse_worker_spec(doc: Mapping[str, object]) -> tuple[ResolvedModel, ServeOp
         InvalidInput: a field is missing or has the wrong shape.
     """
     try:
-        raw = _mapping(doc["options"])
-        options = ServeOptions(**{**raw, "runtime": RuntimeOptions(**_mapping(raw["runtime"]))})
+        options = ServeOptions.from_dict(_mapping(doc["options"]))
         expected = doc["expected_files"]
         resolved = ResolvedModel(
             Path(str(doc["path"])),
@@ -161,7 +164,7 @@ def parse_worker_spec(doc: Mapping[str, object]) -> tuple[ResolvedModel, ServeOp
             str(doc["version"]),
             None if expected is None else {str(k): str(v) for k, v in _mapping(expected).items()},
         )
-    except (KeyError, TypeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInput(f"malformed replica spec: {exc!r}") from exc
     return resolved, options
 

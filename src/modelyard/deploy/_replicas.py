@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.artifacts import BlobStore
-from modelyard.core.deployments import Replica, Revision
+from modelyard.core.deployments import Deployment, Replica, Revision
 from modelyard.core.entities import ArtifactEntry
 from modelyard.deploy._launcher import Launcher, ReplicaSpec
 from modelyard.registry._cache import cached_package, expected_files
 from modelyard.serving._options import RuntimeOptions
+from modelyard.serving._predlog import PredictionLogOptions, revision_spool
 from modelyard.store import MetadataStore
 
 LOG_TAIL_BYTES = 4096
@@ -63,6 +64,7 @@ class ReplicaFactory:
     ) -> None:
         self._store = store
         self._blobs = blobs
+        self._home = home
         self._cache = home / "cache" / "models"
         self._logs = home / "logs" / "replicas"
         self._launchers = dict(launchers)
@@ -100,11 +102,32 @@ class ReplicaFactory:
         return self._logs / f"{replica_id}.log"
 
     def start(
-        self, replica_id: str, package: Package, revision: Revision, port: int, mode: str = "fork"
+        self,
+        replica_id: str,
+        package: Package,
+        revision: Revision,
+        port: int,
+        mode: str = "fork",
+        deployment: Deployment | None = None,
     ) -> tuple[int, str]:
-        """Launch a replica process; returns ``(pid, mode)``."""
+        """Launch a replica process; returns ``(pid, mode)``.
+
+        With ``deployment``, the replica logs a sample of its traffic as its monitoring
+        settings say, into the revision's spool folder.
+        """
         self._logs.mkdir(parents=True, exist_ok=True)
         s = revision.settings
+        prediction_log = None
+        if deployment is not None:
+            monitoring = self._store.monitoring.config(deployment.id)
+            prediction_log = PredictionLogOptions(
+                directory=str(revision_spool(self._home, deployment.id, revision.number)),
+                deployment=deployment.name,
+                revision=revision.number,
+                replica=replica_id,
+                sample_rate=monitoring.log_sample_rate,
+                max_bytes_per_s=monitoring.log_max_bytes_per_s,
+            )
         spec = ReplicaSpec(
             package_path=package.path,
             model_name=package.model_name,
@@ -118,6 +141,7 @@ class ReplicaFactory:
                 max_latency_ms=s.max_latency_ms,
                 threads=1,
             ),
+            prediction_log=prediction_log,
         )
         launcher = self._launchers.get(mode) or next(iter(self._launchers.values()))
         launched = launcher.start(spec)

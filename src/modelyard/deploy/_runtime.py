@@ -11,6 +11,7 @@ from modelyard.deploy._controller import DeploymentController
 from modelyard.deploy._gateway_link import GatewayLink
 from modelyard.deploy._launcher import SpawnLauncher, make_launcher
 from modelyard.deploy._replicas import ReplicaFactory
+from modelyard.deploy._signals import GatewaySnapshot
 from modelyard.store import open_store
 
 logger = logging.getLogger("modelyard.deploy")
@@ -70,6 +71,10 @@ class LocalDeployments:
         )
         self._controller.start()
         return gateway.url
+
+    def gateway_stats(self) -> GatewaySnapshot | None:
+        """The gateway's counters now (None while it cannot be read)."""
+        return self._gateway.stats() if self._gateway is not None else None
 
     def stop(self) -> None:
         """Stop replicas (gracefully), the controller, the gateway and the zygote."""

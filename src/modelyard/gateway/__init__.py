@@ -3,7 +3,10 @@
 ``/<deployment>/<rest>`` goes to a ready replica of one of the deployment's revisions
 (weighted), least outstanding requests first, with retries, holding while no replica is
 ready, timeouts and shadow traffic. The controller pushes route tables and reads
-cumulative stats through the control API under ``/-/``. See ``docs/deployments.md``.
+cumulative stats through the control API under ``/-/``; Prometheus scrapes
+``/-/metrics``. Every proxied request carries an ``x-request-id`` both ways, and, when
+tracing is on, a span of its own. See ``docs/deployments.md`` and
+``docs/monitoring-tracing.md``.
 
 Only the pure pieces are imported here; the servers load when the gateway starts.
 """

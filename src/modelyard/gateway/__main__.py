@@ -1,4 +1,10 @@
-"""``python -m modelyard.gateway --host H --port P`` with ``MODELYARD_GATEWAY_SECRET`` set."""
+"""``python -m modelyard.gateway --host H --port P`` with ``MODELYARD_GATEWAY_SECRET`` set.
+
+Tracing is on with ``--otel-endpoint URL``, which defaults to what the environment
+configures (``MODELYARD_OTEL_ENDPOINT``, else the ``OTEL_EXPORTER_OTLP_*`` variables; see
+:func:`~modelyard.monitor._tracing.otlp_endpoint_from_env`); ``--otel-endpoint ''``
+turns it off whatever the environment says.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import sys
 
 from modelyard.core.errors import InvalidInput
 from modelyard.gateway._options import GatewayOptions
+from modelyard.monitor._tracing import otlp_endpoint_from_env
 
 SECRET_ENV = "MODELYARD_GATEWAY_SECRET"  # noqa: S105 - the variable name, not a secret
 
@@ -25,7 +32,17 @@ def main(argv: list[str] | None = None) -> int:
         "--max-body-bytes", type=int, default=8 * 1024 * 1024, help="larger bodies get 413"
     )
     parser.add_argument("--log-level", default="warning", help="log level")
+    parser.add_argument(
+        "--otel-endpoint",
+        default=None,
+        help="OTLP/HTTP traces URL, e.g. http://127.0.0.1:4318/v1/traces: trace each "
+        "request (needs modelyard[otel]); default: from MODELYARD_OTEL_ENDPOINT or "
+        "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; '' for off",
+    )
     args = parser.parse_args(argv)
+    otel_endpoint = args.otel_endpoint
+    if otel_endpoint is None:
+        otel_endpoint = otlp_endpoint_from_env(os.environ)
     secret = os.environ.get(SECRET_ENV, "")
     if not secret:
         print(f"refusing to start: set {SECRET_ENV} to the control API secret", file=sys.stderr)
@@ -39,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             secret=secret,
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
+            otel_endpoint=otel_endpoint or None,
         )
     except InvalidInput as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)
@@ -48,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    except InvalidInput as exc:  # e.g. tracing asked for without the otel extra
+        print(f"refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

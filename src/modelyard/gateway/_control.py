@@ -1,6 +1,8 @@
-"""The control API under ``/-/``: health, route updates, stats and wake-up long polls.
+"""The control API under ``/-/``: health, metrics, route updates, stats and wake-up polls.
 
-Every route but ``/-/health`` needs ``Authorization: Bearer <secret>``.
+Every route but ``/-/health`` and ``/-/metrics`` (Prometheus, see
+:mod:`~modelyard.gateway._metrics`) needs ``Authorization: Bearer <secret>``. No
+deployment can be named ``-``, so ``/-/`` never hides one.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from modelyard.core.errors import InvalidInput
@@ -17,7 +19,21 @@ from modelyard.gateway._proxy import Proxy
 from modelyard.gateway._table import RouteTable
 from modelyard.gateway._wakeups import Wakeups
 
-#: A status and a JSON value.
+if TYPE_CHECKING:
+    from modelyard.gateway._metrics import GatewayMetrics
+
+
+class Text:
+    """A non-JSON answer body and its content type."""
+
+    __slots__ = ("body", "content_type")
+
+    def __init__(self, content_type: str, body: bytes) -> None:
+        self.content_type = content_type
+        self.body = body
+
+
+#: A status and a JSON value (or :class:`Text`).
 Answer = tuple[int, object]
 
 MAX_WAKEUP_TIMEOUT_S = 30.0
@@ -46,6 +62,7 @@ class ControlApi:
         self._proxy = proxy
         self._wakeups = wakeups
         self._clock = clock
+        self._metrics: GatewayMetrics | None = None
 
     def handle(
         self, method: bytes, target: bytes, authorization: bytes | None, body: bytes
@@ -56,6 +73,10 @@ class ControlApi:
             if method not in (b"GET", b"HEAD"):
                 return _error(405, "/-/health takes GET")
             return 200, {"status": "ok", "routes_version": self._proxy.routing.version}
+        if path == b"/-/metrics":
+            if method not in (b"GET", b"HEAD"):
+                return _error(405, "/-/metrics takes GET")
+            return 200, self.metrics()
         if authorization is None or not hmac.compare_digest(authorization, self._expected):
             return _error(401, "the control API needs 'Authorization: Bearer <secret>'")
         if path == b"/-/routes":
@@ -76,6 +97,18 @@ class ControlApi:
                 return _error(400, exc.message)
             return self._wakeup(timeout_s)
         return _error(404, f"no control route {path.decode(errors='replace')}")
+
+    def metrics(self) -> Text:
+        """The Prometheus exposition of the counters, now.
+
+        ``prometheus_client`` is imported at the first scrape, not at start.
+        """
+        metrics = self._metrics
+        if metrics is None:
+            from modelyard.gateway._metrics import GatewayMetrics
+
+            metrics = self._metrics = GatewayMetrics(self._proxy.routing)
+        return Text(metrics.content_type, metrics.render())
 
     def _routes(self, body: bytes) -> Answer:
         try:

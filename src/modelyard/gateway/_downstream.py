@@ -4,6 +4,11 @@ Requests are parsed with ``httptools.HttpRequestParser``; the whole body is buff
 (chunked bodies arrive decoded) up to ``max_body_bytes`` (else 413). Pipelined requests
 are dispatched at once and answered in arrival order; reading pauses while too many are
 unanswered.
+
+Every request to a deployment gets an id (:mod:`~modelyard.gateway._http`) that the
+replica gets as ``x-request-id`` and every answer to it carries, the gateway's own
+errors included. ``traceparent``/``tracestate`` are copied like any header unless
+tracing is on (:mod:`~modelyard.gateway._trace`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from httptools import (
     HttpParserCallbackError,
@@ -22,24 +27,39 @@ from httptools import (
     HttpRequestParser,
 )
 
-from modelyard.gateway._control import Answer, ControlApi
+from modelyard.gateway._control import Answer, ControlApi, Text
 from modelyard.gateway._exchange import Exchange, Slot
 from modelyard.gateway._http import (
     HOP_BY_HOP,
+    REQUEST_ID,
     error_response,
     json_body,
     json_headers,
+    new_request_id,
+    request_id_line,
     response_bytes,
     split_target,
+    valid_request_id,
 )
 from modelyard.gateway._proxy import Proxy
 from modelyard.gateway._routing import Routing
 from modelyard.gateway._upstream import set_nodelay
 
+if TYPE_CHECKING:
+    from modelyard.gateway._trace import GatewayTracer
+
 logger = logging.getLogger("modelyard.gateway")
 
-# Headers the gateway reads or rewrites instead of copying.
-_SPECIAL = HOP_BY_HOP | {b"content-length", b"expect", b"authorization"}
+# Headers the gateway reads or rewrites instead of copying (with tracing on, also
+# traceparent and tracestate). A caller's x-modelyard-shadow is dropped: only the
+# gateway marks shadow copies.
+_SPECIAL = HOP_BY_HOP | {
+    b"content-length",
+    b"expect",
+    b"authorization",
+    REQUEST_ID,
+    b"x-modelyard-shadow",
+}
 _WITH_BODY = frozenset({b"POST", b"PUT", b"PATCH"})
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _PAUSE_AT = 64  # unanswered pipelined requests before reading pauses
@@ -59,6 +79,8 @@ class Context:
         "max_body_bytes",
         "proxy",
         "routing",
+        "special",
+        "tracer",
     )
 
     def __init__(
@@ -68,8 +90,17 @@ class Context:
         control: ControlApi,
         max_body_bytes: int,
         clock: Callable[[], float] = time.monotonic,
+        tracer: GatewayTracer | None = None,
     ) -> None:
         self.loop = loop
+        #: Request spans, when tracing is on.
+        self.tracer = tracer
+        #: Request headers not copied as they are.
+        self.special = _SPECIAL
+        if tracer is not None:
+            from modelyard.gateway._trace import TRACE_HEADERS
+
+            self.special = _SPECIAL | TRACE_HEADERS
         self.proxy = proxy
         self.routing: Routing = proxy.routing
         self.control = control
@@ -86,6 +117,7 @@ class DownstreamConnection(asyncio.Protocol):
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._special = ctx.special
         self.transport: asyncio.Transport | None = None
         self.parser = HttpRequestParser(self)
         self.pending: deque[Slot] = deque()
@@ -102,6 +134,9 @@ class DownstreamConnection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._size = 0
         self._authorization: bytes | None = None
+        self._request_id: bytes | None = None
+        self._traceparent: bytes | None = None
+        self._tracestate: bytes | None = None
         self._too_large = False
         self._expect_continue = False
 
@@ -162,6 +197,9 @@ class DownstreamConnection(asyncio.Protocol):
         self._body = []
         self._size = 0
         self._authorization = None
+        self._request_id = None
+        self._traceparent = None
+        self._tracestate = None
         self._too_large = False
         self._expect_continue = False
 
@@ -170,8 +208,19 @@ class DownstreamConnection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         lower = name.lower()
-        if lower not in _SPECIAL:
+        if lower not in self._special:
             self._parts += (name, b": ", value, b"\r\n")
+        elif lower == REQUEST_ID:
+            # The first one counts; an invalid one is replaced by a fresh id.
+            if self._request_id is None and valid_request_id(value):
+                self._request_id = value
+        elif lower == b"traceparent":  # only read with tracing on
+            if self._traceparent is None:
+                self._traceparent = value
+        elif lower == b"tracestate":
+            # Several tracestate headers make one list.
+            state = self._tracestate
+            self._tracestate = value if state is None else state + b"," + value
         elif lower == b"authorization":
             self._authorization = value
             self._parts += (name, b": ", value, b"\r\n")
@@ -236,18 +285,30 @@ class DownstreamConnection(asyncio.Protocol):
     def _proxy(self, method: bytes, url: bytes, body: bytes, close: bool) -> None:
         name, rest = split_target(url)
         ctx = self.ctx
+        request_id = self._request_id
+        if request_id is None:
+            request_id = new_request_id()
+        id_line = request_id_line(request_id)
         deployment = ctx.routing.by_path.get(name)
         if deployment is None:
             label = name.decode(errors="replace")
-            self._answer(404, f"no deployment named {label!r}", close, method)
+            self._answer(404, f"no deployment named {label!r}", close, method, id_line)
             return
         parts = self._parts
+        parts.append(id_line)
+        span = None
+        tracer = ctx.tracer
+        if tracer is not None:
+            span, trace_lines = tracer.start(
+                method, deployment.name, request_id, self._traceparent, self._tracestate
+            )
+            parts.append(trace_lines)
         if body or method in _WITH_BODY:
             parts.append(b"content-length: %d\r\n" % len(body))
         parts.append(b"\r\n")
         parts.append(body)
         request = b"".join((method, b" ", rest, b" HTTP/1.1\r\n", *parts))
-        ctx.proxy.handle(self, deployment, request, method == b"HEAD", close)
+        ctx.proxy.handle(self, deployment, request, method == b"HEAD", close, id_line, span)
 
     def _control(self, method: bytes, url: bytes, body: bytes, close: bool) -> None:
         answer = self.ctx.control.handle(method, url, self._authorization, body)
@@ -267,10 +328,13 @@ class DownstreamConnection(asyncio.Protocol):
 
         task.add_done_callback(done)
 
-    def _answer(self, status: int, message: str, close: bool, method: bytes) -> None:
+    def _answer(
+        self, status: int, message: str, close: bool, method: bytes, extra: bytes = b""
+    ) -> None:
         slot = Slot(close)
         self.pending.append(slot)
-        self.respond(slot, error_response(status, message, close=close, head=method == b"HEAD"))
+        head = method == b"HEAD"
+        self.respond(slot, error_response(status, message, close=close, head=head, extra=extra))
 
     def _reject_too_large(self) -> None:
         self._too_large = True
@@ -279,9 +343,10 @@ class DownstreamConnection(asyncio.Protocol):
         limit = self.ctx.max_body_bytes
         slot = Slot(close=True)
         self.pending.append(slot)
-        self.respond(
-            slot, error_response(413, f"the request body is larger than {limit} bytes", close=True)
-        )
+        request_id = self._request_id or new_request_id()
+        message = f"the request body is larger than {limit} bytes"
+        extra = request_id_line(request_id) if self._url[:3] != b"/-/" else b""
+        self.respond(slot, error_response(413, message, close=True, extra=extra))
 
     def _refuse(self, status: int, message: str) -> None:
         self._stopped = True
@@ -341,6 +406,9 @@ class DownstreamConnection(asyncio.Protocol):
 
 def _answer_bytes(answer: Answer, close: bool, head: bool) -> bytes:
     status, value = answer
+    if isinstance(value, Text):
+        headers = b"content-type: %s\r\n" % value.content_type.encode()
+        return response_bytes(status, value.body, headers, close=close, head=head)
     return response_bytes(
         status,
         json_body(value),

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import asyncio
 
+    from opentelemetry.trace import Span
+
     from modelyard.gateway._downstream import DownstreamConnection
     from modelyard.gateway._proxy import Proxy
     from modelyard.gateway._shadow import Shadows
@@ -46,6 +48,7 @@ class Exchange(Slot):
         "dispatch_s",
         "head_request",
         "hold_timer",
+        "id_line",
         "proxy",
         "replica",
         "request",
@@ -53,6 +56,7 @@ class Exchange(Slot):
         "revision",
         "shadows",
         "slot",
+        "span",
         "stale_retried",
         "state",
         "tried",
@@ -69,9 +73,15 @@ class Exchange(Slot):
         head_request: bool,
         arrival_s: float,
         close: bool,
+        id_line: bytes,
+        span: Span | None,
     ) -> None:
         self.out = None
         self.close = close
+        #: ``x-request-id: <id>\r\n``, written into every answer the caller gets.
+        self.id_line = id_line
+        #: The gateway's SERVER span when tracing is on.
+        self.span = span
         self.proxy = proxy
         self.conn = conn
         self.deployment = deployment

@@ -8,6 +8,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from modelyard.gateway._control import ControlApi
 from modelyard.gateway._downstream import Context, DownstreamConnection
@@ -16,7 +17,13 @@ from modelyard.gateway._proxy import Proxy
 from modelyard.gateway._routing import Routing
 from modelyard.gateway._table import RouteTable
 from modelyard.gateway._wakeups import Wakeups
+from modelyard.monitor._tracing import configure_tracing
 from modelyard.net import listen_socket
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from modelyard.gateway._trace import GatewayTracer
 
 DEFAULT_GRACE_S = 30.0
 
@@ -29,6 +36,10 @@ class Gateway:
             :meth:`start` gets no socket).
         clock: Monotonic seconds (stats, timeouts accounting).
         rng: Draws for weighted and shadow choices (seed it in tests).
+        tracer_provider: Where request spans go (tests: one with an in-memory
+            exporter); the caller shuts it down. When None, ``options.otel_endpoint``
+            (if set) gets a provider of the gateway's own, shut down (flushed) by
+            :meth:`close`.
     """
 
     def __init__(
@@ -37,10 +48,13 @@ class Gateway:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        tracer_provider: TracerProvider | None = None,
     ) -> None:
         self.options = options
         self._clock = clock
         self._rng = rng
+        self._provider = tracer_provider
+        self._own_provider: TracerProvider | None = None
         self._server: asyncio.Server | None = None
         self._ctx: Context | None = None
 
@@ -49,15 +63,28 @@ class Gateway:
         loop = asyncio.get_running_loop()
         if sock is None:
             sock = listen_socket(self.options.host, self.options.port, reuse_port=False)
+        tracer = self._tracer()
         routing = Routing(loop)
         wakeups = Wakeups(routing.held, clock=self._clock)
-        proxy = Proxy(loop, routing, wakeups, clock=self._clock, rng=self._rng)
+        proxy = Proxy(loop, routing, wakeups, clock=self._clock, rng=self._rng, tracer=tracer)
         control = ControlApi(self.options.secret, proxy, wakeups, clock=self._clock)
-        ctx = Context(loop, proxy, control, self.options.max_body_bytes, self._clock)
+        ctx = Context(loop, proxy, control, self.options.max_body_bytes, self._clock, tracer=tracer)
         self._ctx = ctx
         self._server = await loop.create_server(
             lambda: DownstreamConnection(ctx), sock=sock, backlog=2048
         )
+
+    def _tracer(self) -> GatewayTracer | None:
+        provider = self._provider
+        if provider is None and self.options.otel_endpoint:
+            provider = self._own_provider = configure_tracing(
+                "modelyard-gateway", endpoint=self.options.otel_endpoint
+            )
+        if provider is None:
+            return None
+        from modelyard.gateway._trace import GatewayTracer
+
+        return GatewayTracer(provider)
 
     @property
     def port(self) -> int:
@@ -91,3 +118,6 @@ class Gateway:
                 replica.pool.close()
         ctx.proxy.deadlines.close()
         await server.wait_closed()
+        provider, self._own_provider = self._own_provider, None
+        if provider is not None:  # flush the last spans without stalling the loop
+            await asyncio.get_running_loop().run_in_executor(None, provider.shutdown)

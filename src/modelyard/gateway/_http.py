@@ -1,8 +1,17 @@
-"""HTTP/1.1 bytes: status lines, header filtering and the gateway's own JSON answers."""
+"""HTTP/1.1 bytes: status lines, header filtering, request ids and the gateway's own answers.
+
+Request ids: every proxied request carries ``x-request-id`` to the replica and back to
+the caller, the caller's own when it is 1-128 characters of ``[A-Za-z0-9._:-]``, else 16
+random bytes in hex. The random bytes are drawn 1 KiB at a time (``os.urandom``) and
+hex-encoded at once: ~0.2 us an id instead of ~0.5 us for a system call each.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+from binascii import hexlify
 from http import HTTPStatus
 
 #: Headers that describe one connection, not the message: never forwarded either way.
@@ -20,8 +29,57 @@ HOP_BY_HOP = frozenset(
     }
 )
 
-#: Response headers the gateway drops (it writes its own ``content-length``).
-DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"content-length"}
+REQUEST_ID = b"x-request-id"
+#: What the replica gets on a shadow copy (besides the caller's request id).
+SHADOW_HEADER = b"x-modelyard-shadow: 1\r\n"
+
+#: Response headers the gateway drops: it writes its own ``content-length`` and
+#: ``x-request-id`` (a replica echoing the id must not make it appear twice).
+DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {b"content-length", REQUEST_ID}
+
+_REQUEST_ID_RE = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def valid_request_id(value: bytes) -> bool:
+    """Whether a caller's ``x-request-id`` is kept: 1-128 of ``[A-Za-z0-9._:-]``."""
+    return _REQUEST_ID_RE.fullmatch(value) is not None
+
+
+class _RandomIds:
+    """Hex digits of random bytes drawn in blocks; 32 of them per id."""
+
+    __slots__ = ("hex", "pos")
+
+    def __init__(self) -> None:
+        self.hex = b""
+        self.pos = 0
+
+    def reset(self) -> None:
+        """Forget the block (a forked child must not hand out its parent's ids)."""
+        self.hex = b""
+        self.pos = 0
+
+
+_ids = _RandomIds()
+os.register_at_fork(after_in_child=_ids.reset)
+
+
+def new_request_id() -> bytes:
+    """A fresh request id: 32 lowercase hex digits (16 random bytes)."""
+    ids = _ids
+    pos = ids.pos
+    block = ids.hex
+    if pos >= len(block):
+        block = ids.hex = hexlify(os.urandom(1024))
+        pos = 0
+    ids.pos = pos + 32
+    return block[pos : pos + 32]
+
+
+def request_id_line(request_id: bytes) -> bytes:
+    """The ``x-request-id`` header line of a request id."""
+    return b"x-request-id: " + request_id + b"\r\n"
+
 
 _STATUS_LINES: dict[int, bytes] = {
     int(s): f"HTTP/1.1 {int(s)} {s.phrase}\r\n".encode() for s in HTTPStatus
@@ -69,8 +127,12 @@ def proxied_response(
     tag: bytes,
     close: bool,
     head: bool,
+    extra: bytes = b"",
 ) -> bytes:
-    """The replica's answer as the caller gets it: own framing, revision and replica."""
+    """The replica's answer as the caller gets it: own framing, revision and replica.
+
+    ``extra`` is further header lines (the request id), each ending in CRLF.
+    """
     parts = [status_line(status)]
     for name, value in headers:
         if name.lower() in DROPPED_RESPONSE_HEADERS and not (
@@ -79,6 +141,7 @@ def proxied_response(
             continue
         parts += (name, b": ", value, b"\r\n")
     parts.append(tag)
+    parts.append(extra)
     if head or status == 204 or status == 304:
         body = b""
     else:

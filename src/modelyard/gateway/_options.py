@@ -17,6 +17,8 @@ class GatewayOptions:
         secret: The bearer token the control API (``/-/``) requires.
         max_body_bytes: Larger request bodies get 413.
         log_level: The ``modelyard.gateway`` logger's level.
+        otel_endpoint: An OTLP/HTTP traces URL: tracing is on, each proxied request gets
+            a span (:mod:`~modelyard.gateway._trace`). None (the default): off.
 
     Raises:
         InvalidInput: the secret is empty, or the port or body limit is out of range.
@@ -27,6 +29,7 @@ class GatewayOptions:
     secret: str = field(repr=False)
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "warning"
+    otel_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.secret:

@@ -34,7 +34,10 @@ from modelyard.gateway._upstream import UpstreamConnection
 from modelyard.gateway._wakeups import Wakeups
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
     from modelyard.gateway._downstream import DownstreamConnection
+    from modelyard.gateway._trace import GatewayTracer
 
 MAX_ATTEMPTS = 5
 EJECT_S = 1.0
@@ -50,6 +53,7 @@ class Proxy:
         wakeups: Where "this revision needs replicas" is signalled.
         clock: Monotonic seconds.
         rng: Draws for weighted and shadow choices.
+        tracer: Ends request spans, when tracing is on.
     """
 
     def __init__(
@@ -60,8 +64,10 @@ class Proxy:
         *,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        tracer: GatewayTracer | None = None,
     ) -> None:
         self._loop = loop
+        self._tracer = tracer
         self.routing = routing
         self._wakeups = wakeups
         self._clock = clock
@@ -130,11 +136,17 @@ class Proxy:
         request: bytes,
         head_request: bool,
         close: bool,
+        id_line: bytes = b"",
+        span: Span | None = None,
     ) -> Exchange:
-        """Route a request that just arrived; the exchange is the caller's pipeline slot."""
+        """Route a request that just arrived; the exchange is the caller's pipeline slot.
+
+        ``id_line`` is its ``x-request-id`` header line (already in ``request``), which
+        every answer repeats; ``span`` its trace span (ended with the answer).
+        """
         now = self._clock()
         rev = dep.pick_revision(self._random())
-        ex = Exchange(self, conn, dep, rev, request, head_request, now, close)
+        ex = Exchange(self, conn, dep, rev, request, head_request, now, close, id_line, span)
         conn.pending.append(ex)
         rev.stats.arrivals += 1
         self.deadlines.add(ex, now + dep.request_timeout_s)
@@ -190,7 +202,9 @@ class Proxy:
         stats = ex.revision.stats
         stats.add_in_flight(-1, now)
         stats.observe_service(now - ex.dispatch_s)
-        data = proxied_response(status, headers, body, ex.replica.tag, ex.close, ex.head_request)
+        data = proxied_response(
+            status, headers, body, ex.replica.tag, ex.close, ex.head_request, ex.id_line
+        )
         self._finish(ex, status, data, body, now)
 
     def on_failure(self, ex: Exchange, conn: UpstreamConnection | None, got_bytes: bool) -> None:
@@ -279,6 +293,8 @@ class Proxy:
         ex.state = DONE
         self.deadlines.remove(ex)
         rev.stats.complete(CLIENT_CLOSED, now - ex.arrival_s)
+        if ex.span is not None:
+            self._end_span(ex, ex.span, CLIENT_CLOSED)
         self._shadows.primary_done(ex, CLIENT_CLOSED, b"")
 
     # ---- holding ------------------------------------------------------------------
@@ -311,11 +327,20 @@ class Proxy:
         ex.state = DONE
         self.deadlines.remove(ex)
         tag = ex.replica.tag if ex.replica is not None else ex.revision.tag
-        data = error_response(status, message, close=ex.close, head=ex.head_request, extra=tag)
+        data = error_response(
+            status, message, close=ex.close, head=ex.head_request, extra=tag + ex.id_line
+        )
         self._finish(ex, status, data, b"", now)
 
     def _finish(self, ex: Exchange, status: int, data: bytes, body: bytes, now: float) -> None:
         ex.revision.stats.complete(status, now - ex.arrival_s)
         ex.conn.respond(ex, data)
+        if ex.span is not None:
+            self._end_span(ex, ex.span, status)
         if ex.shadows is not None:
             self._shadows.primary_done(ex, status, body)
+
+    def _end_span(self, ex: Exchange, span: Span, status: int) -> None:
+        ex.span = None
+        assert self._tracer is not None
+        self._tracer.finish(ex, span, status)

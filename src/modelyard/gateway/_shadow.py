@@ -6,7 +6,9 @@ probability ``shadow_percent``), never delaying the caller: beyond the deploymen
 ``dropped`` (the latter also raises a wake signal). The shadow's answer is compared with
 what the caller got (:func:`~modelyard.gateway._compare.responses_agree`) and discarded.
 Copies count toward the shadow revision's ``in_flight`` and ``load_area``, never toward
-its ``arrivals`` or ``completions``.
+its ``arrivals`` or ``completions``. A copy carries the caller's ``x-request-id`` (and,
+with tracing on, the same ``traceparent``) plus ``x-modelyard-shadow: 1``, so the
+replica can tell it from primary traffic.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from modelyard.gateway._compare import responses_agree
 from modelyard.gateway._deadlines import Deadlines
 from modelyard.gateway._exchange import DONE, SENT, Exchange, ShadowExchange
+from modelyard.gateway._http import SHADOW_HEADER
 from modelyard.gateway._state import DeploymentState, ReplicaState, RevisionState
 from modelyard.gateway._upstream import UpstreamConnection
 from modelyard.gateway._wakeups import Wakeups
@@ -50,6 +53,7 @@ class Shadows:
         self, ex: Exchange, dep: DeploymentState, primary: RevisionState, now: float
     ) -> None:
         """Copy ``ex`` to each shadow revision of ``dep`` that draws it (not ``primary``)."""
+        request: bytes | None = None
         for rev in dep.shadows:
             if rev is primary or self._random() * 100.0 >= rev.shadow_percent:
                 continue
@@ -62,7 +66,9 @@ class Shadows:
                 stats.shadow_dropped += 1
                 self._wakeups.signal(dep.name, rev.number, stats.queued)
                 continue
-            sh = ShadowExchange(self, dep, rev, replica, ex.request, ex.head_request)
+            if request is None:
+                request = shadow_request(ex.request)
+            sh = ShadowExchange(self, dep, rev, replica, request, ex.head_request)
             if ex.shadows is None:
                 ex.shadows = []
             ex.shadows.append(sh)
@@ -155,3 +161,9 @@ class Shadows:
         else:
             stats.shadow_disagreed += 1
         sh.primary = sh.result = None
+
+
+def shadow_request(request: bytes) -> bytes:
+    """A primary request's bytes with ``x-modelyard-shadow: 1`` after the request line."""
+    cut = request.index(b"\r\n") + 2
+    return b"".join((request[:cut], SHADOW_HEADER, request[cut:]))

@@ -101,11 +101,13 @@ class RevisionStats:
 
     __slots__ = (
         "arrivals",
+        "codes",
         "completions",
         "errors",
         "in_flight",
         "last_change_s",
         "latency_counts",
+        "latency_s_sum",
         "load_area",
         "moved",
         "queued",
@@ -136,6 +138,9 @@ class RevisionStats:
         self.load_area = 0.0
         self.last_change_s = now_s
         self.latency_counts = [0] * (len(LATENCY_BUCKETS_S) + 1)
+        self.latency_s_sum = 0.0
+        #: Responses by HTTP status (499: the caller went away first), for ``/-/metrics``.
+        self.codes: dict[int, int] = {}
         self.shadow_sent = 0
         self.shadow_agreed = 0
         self.shadow_disagreed = 0
@@ -165,7 +170,10 @@ class RevisionStats:
         self.completions += 1
         if status >= 500:
             self.errors += 1
+        codes = self.codes
+        codes[status] = codes.get(status, 0) + 1
         self.latency_counts[bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
+        self.latency_s_sum += latency_s
 
     @property
     def idle(self) -> bool:

@@ -14,6 +14,7 @@ STEP_TITLES = (
     "train candidates",
     "register the best",
     "deploy and send traffic",
+    "monitor: drift and an alert",
     "lineage",
 )
 
@@ -55,6 +56,18 @@ class LineageNode:
 
 
 @dataclass(frozen=True)
+class MonitorSummary:
+    """What the drift demo saw: the rule, whether (and when) it fired, the verdicts."""
+
+    rule: str
+    fired: bool
+    fired_after_s: float | None
+    drift_share: float | None
+    drifted_features: tuple[str, ...]
+    requests_sent: int
+
+
+@dataclass(frozen=True)
 class TrafficSummary:
     """The load sent through the gateway and what the deployment did with it."""
 
@@ -82,6 +95,7 @@ class QuickstartResult:
     endpoint: str
     rolled_out: bool
     traffic: TrafficSummary
+    monitoring: MonitorSummary
     lineage: tuple[LineageNode, ...]
     wall_s: float = 0.0
 

@@ -124,7 +124,8 @@ def _start(settings: Settings, port: int, gateway_port: int) -> ServerHandle:
     log_path = settings.home / "logs" / "quickstart-server.log"
     command = [sys.executable, "-m", "modelyard", "server", "--port", str(port),
                "--gateway-port", str(gateway_port)]  # fmt: skip
-    env = {**os.environ, "MODELYARD_HOME": str(settings.home)}
+    # A short monitor period, so the drift demo of step 6 shows within seconds.
+    env = {"MODELYARD_MONITOR_INTERVAL_S": "2", **os.environ, "MODELYARD_HOME": str(settings.home)}
     try:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with log_path.open("ab") as log:

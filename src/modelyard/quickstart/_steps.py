@@ -25,9 +25,10 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from modelyard.client import ModelyardClient, resolve_connection
 from modelyard.config import Settings
 from modelyard.core.errors import ModelyardError, NotFound, Unauthenticated
-from modelyard.quickstart import _data, _deploy, _train
+from modelyard.quickstart import _data, _deploy, _monitor, _train
 from modelyard.quickstart._result import (
     LineageNode,
+    MonitorSummary,
     QuickstartFailed,
     QuickstartOptions,
     QuickstartResult,
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
 def run_quickstart(
     options: QuickstartOptions, *, console: Console | None = None
 ) -> QuickstartResult:
-    """Walk the whole lifecycle: server → data → runs → registry → deployment → lineage.
+    """Walk the whole lifecycle: server → data → runs → registry → deployment → monitoring
+    → lineage.
 
     Args:
         options: settings and switches (see :class:`QuickstartOptions`).
@@ -92,11 +94,12 @@ class _Walk:
             best = _train.best_of(runs)
             version = self._step4_register(best)
             traffic, endpoint, created = self._step5_deploy(client, version, frame)
-            lineage = self._step6_lineage(client)
+            monitoring = self._step6_monitor(client, endpoint, frame)
+            lineage = self._step7_lineage(client)
         return QuickstartResult(
             server.uri, server.started, added.version.ref, tuple(runs), best.run_id,
             _deploy.MODEL_NAME, version, _deploy.DEPLOYMENT, endpoint, not created,
-            traffic, lineage, time.monotonic() - started,
+            traffic, monitoring, lineage, time.monotonic() - started,
         )  # fmt: skip
 
     # --- steps ----------------------------------------------------------------------
@@ -183,10 +186,24 @@ class _Walk:
             traffic = drive_traffic(watch, f"{started.endpoint}invocations", bodies, plan)
             return traffic, started.endpoint, started.created
 
-    def _step6_lineage(self, client: ModelyardClient) -> tuple[LineageNode, ...]:
+    def _step6_monitor(
+        self, client: ModelyardClient, endpoint: str, frame: pd.DataFrame
+    ) -> MonitorSummary:
+        with self._step(6):
+            features = frame.drop(columns=[_data.TARGET])
+            return _monitor.drift_demo(
+                client,
+                self.project,
+                endpoint,
+                list(features.columns),
+                features.to_numpy().tolist(),
+                self.console,
+            )
+
+    def _step7_lineage(self, client: ModelyardClient) -> tuple[LineageNode, ...]:
         from modelyard.cli._data_cmds import render_tree
 
-        with self._step(6):
+        with self._step(7):
             graph = client.lineage(self.project, "deployment", _deploy.DEPLOYMENT, direction="up")
             self.console.print(render_tree(graph))
             return tuple(LineageNode(n["kind"], n["label"]) for n in graph["nodes"])

@@ -42,35 +42,54 @@ def dataset_table(added: AddResult, profile: TableProfile | None) -> RenderableT
     )
     if profile is None:
         return head
-    table = Table(title=f"profile: {profile.rows} rows x {profile.columns} columns",
-                  title_justify="left", header_style="bold")  # fmt: skip
+    table = Table(
+        title=f"profile: {profile.rows} rows x {profile.columns} columns",
+        title_justify="left",
+        header_style="bold",
+    )
     for column in ("column", "kind", "nulls", "min", "max", "mean", "std"):
         table.add_column(column, justify="left" if column in ("column", "kind") else "right")
     for c in profile.shown:
-        table.add_row(c.name, c.kind, str(c.null_count), _num(c.min), _num(c.max),
-                      _num(c.mean), _num(c.std))  # fmt: skip
+        table.add_row(
+            c.name, c.kind, str(c.null_count), _num(c.min), _num(c.max), _num(c.mean), _num(c.std)
+        )
     return Group(head, table)
 
 
 def runs_table(runs: list[RunSummary], best_run_id: str | None = None) -> Table:
     """The candidates side by side; the best (by ROC AUC) in green."""
-    table = Table(title="candidates, scored on a held-out 25 % (best by roc_auc: ★)",
-                  title_justify="left", header_style="bold")  # fmt: skip
+    table = Table(
+        title="candidates, scored on a held-out 25 % (best by roc_auc: ★)",
+        title_justify="left",
+        header_style="bold",
+    )
     for column in ("run", "model", "accuracy", "f1", "roc_auc", "fit", "run id"):
-        table.add_column(column, justify="right" if column in ("accuracy", "f1", "roc_auc",
-                                                               "fit") else "left")  # fmt: skip
+        table.add_column(
+            column, justify="right" if column in ("accuracy", "f1", "roc_auc", "fit") else "left"
+        )
     for r in runs:
         style = "bold green" if r.run_id == best_run_id else None
         table.add_row(
-            r.name + (" ★" if r.run_id == best_run_id else ""), r.model,
-            f"{r.metrics['accuracy']:.4f}", f"{r.metrics['f1']:.4f}",
-            f"{r.metrics['roc_auc']:.4f}", f"{r.fit_s:.2f} s", r.run_id[:8], style=style,
-        )  # fmt: skip
+            r.name + (" ★" if r.run_id == best_run_id else ""),
+            r.model,
+            f"{r.metrics['accuracy']:.4f}",
+            f"{r.metrics['f1']:.4f}",
+            f"{r.metrics['roc_auc']:.4f}",
+            f"{r.fit_s:.2f} s",
+            r.run_id[:8],
+            style=style,
+        )
     return table
 
 
-def live_view(snap: LoadSnapshot, total_s: float, replicas: int, ready: int,
-              max_replicas: int, desired: int | None) -> RenderableType:  # fmt: skip
+def live_view(
+    snap: LoadSnapshot,
+    total_s: float,
+    replicas: int,
+    ready: int,
+    max_replicas: int,
+    desired: int | None,
+) -> RenderableType:
     """The traffic panel: phase, progress, request rate, latency, replicas."""
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", justify="right")
@@ -79,12 +98,17 @@ def live_view(snap: LoadSnapshot, total_s: float, replicas: int, ready: int,
     grid.add_row("phase", f"[magenta]{snap.phase}[/] ({workers})")
     done_s = min(snap.elapsed_s, total_s)
     timeline = Table.grid(padding=(0, 1))
-    timeline.add_row(ProgressBar(total=max(total_s, 1e-3), completed=done_s, width=30),
-                     f"{done_s:.0f} / {total_s:.0f} s")  # fmt: skip
+    timeline.add_row(
+        ProgressBar(total=max(total_s, 1e-3), completed=done_s, width=30),
+        f"{done_s:.0f} / {total_s:.0f} s",
+    )
     grid.add_row("time", timeline)
-    grid.add_row("requests", f"{snap.sent:,} sent, "
-                 + (f"[red]{snap.failed:,} failed[/]" if snap.failed else "0 failed")
-                 + f", {snap.rate_per_s:,.0f} req/s")  # fmt: skip
+    grid.add_row(
+        "requests",
+        f"{snap.sent:,} sent, "
+        + (f"[red]{snap.failed:,} failed[/]" if snap.failed else "0 failed")
+        + f", {snap.rate_per_s:,.0f} req/s",
+    )
     grid.add_row("latency", f"p50 {_ms(snap.p50_ms)} · p99 {_ms(snap.p99_ms)} (last 5 s)")
     dots = "[green]●[/]" * ready + "[yellow]●[/]" * (replicas - ready)
     dots += "[dim]○[/]" * max(0, max_replicas - replicas)
@@ -116,22 +140,41 @@ def summary_table(result: QuickstartResult) -> Table:
     """What was made, one row per step."""
     t = result.traffic
     best = next(r for r in result.runs if r.run_id == result.best_run_id)
-    table = Table(title=f"modelyard quickstart: done in {result.wall_s:.0f} s",
-                  title_justify="left", header_style="bold", show_header=False)  # fmt: skip
+    table = Table(
+        title=f"modelyard quickstart: done in {result.wall_s:.0f} s",
+        title_justify="left",
+        header_style="bold",
+        show_header=False,
+    )
     table.add_column(style="bold")
     table.add_column()
     server = "started by the quickstart" if result.started_server else "already running"
     table.add_row("server", f"{result.tracking_uri} ({server})")
     table.add_row("dataset", result.dataset_ref)
-    table.add_row("runs", f"{len(result.runs)} in experiment quickstart; best {best.name} "
-                  f"(roc_auc {best.metrics['roc_auc']:.4f}, run {best.run_id})")  # fmt: skip
+    table.add_row(
+        "runs",
+        f"{len(result.runs)} in experiment quickstart; best {best.name} "
+        f"(roc_auc {best.metrics['roc_auc']:.4f}, run {best.run_id})",
+    )
     table.add_row("model", f"{result.model_name} v{result.model_version} @production")
     how = "rolled out (rolling update)" if result.rolled_out else "created"
     table.add_row("deployment", f"{result.deployment_name} {how}: {result.endpoint}")
-    table.add_row("traffic", f"{t.requests_sent:,} requests, {t.requests_failed:,} failed, "
-                  f"p50 {_ms(t.p50_ms)}, p99 {_ms(t.p99_ms)}")  # fmt: skip
+    table.add_row(
+        "traffic",
+        f"{t.requests_sent:,} requests, {t.requests_failed:,} failed, "
+        f"p50 {_ms(t.p50_ms)}, p99 {_ms(t.p99_ms)}",
+    )
     zero = "yes" if t.scaled_to_zero else "[yellow]not yet[/]"
     table.add_row("scaling", f"up to {t.max_replicas_seen} replicas, back to zero: {zero}")
+    m = result.monitoring
+    fired = (
+        f"fired after {m.fired_after_s:.0f} s" if m.fired_after_s is not None else "did not fire"
+    )
+    share = "-" if m.drift_share is None else f"{m.drift_share:.2f}"
+    table.add_row(
+        "monitoring",
+        f"{m.rule}: {fired}; drift share {share} ({len(m.drifted_features)} features drifted)",
+    )
     kinds = {n.kind for n in result.lineage}
     table.add_row("lineage", " → ".join(k for k in LINEAGE_ORDER if k in kinds))
     return table
@@ -146,6 +189,9 @@ def next_steps(result: QuickstartResult, project: str, *, server_stopped: bool) 
     lines += [
         f"modelyard deploy events {result.deployment_name}{p}   # every scaling decision",
         f"modelyard deploy show {result.deployment_name}{p}",
+        f"modelyard monitor show {result.deployment_name}{p}   # live metrics, drift, alerts",
+        f"modelyard monitor drift {result.deployment_name} --window 5m{p}",
+        f"modelyard alerts history {result.deployment_name}{p}",
         "modelyard runs ls --experiment quickstart --order-by 'metrics.roc_auc DESC'",
         f"modelyard runs show {result.best_run_id}",
         f"modelyard models show {result.model_name}",

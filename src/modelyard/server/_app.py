@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -19,6 +20,8 @@ from modelyard.core.entities import IssuedToken
 from modelyard.data._service import DataService
 from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
+from modelyard.monitor._metrics import MonitorCollector
+from modelyard.monitor._service import MonitorService
 from modelyard.registry._service import RegistryService
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
@@ -34,6 +37,7 @@ from modelyard.server.routes import (
     mlflow_logged_models,
     mlflow_registry,
     mlflow_runs,
+    monitoring,
     projects,
     registry,
     system,
@@ -63,6 +67,7 @@ ROUTERS = (
     data.api,
     lineage.api,
     deployments.api,
+    monitoring.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 
@@ -73,13 +78,20 @@ def build_context(
     store: MetadataStore | None = None,
     blobs: BlobStore | None = None,
     clock: Clock | None = None,
+    metrics_dir: Path | None = None,
 ) -> AppContext:
-    """Open (and migrate) the stores and build the services the routes use."""
+    """Open (and migrate) the stores and build the services the routes use.
+
+    ``metrics_dir``: the prometheus_client multiprocess folder shared by the server's
+    workers (None for a single process).
+    """
     clock = clock or SystemClock()
     store = store or open_store(settings.store_uri, clock)
     store.migrate()
     blobs = blobs or create_blob_store(settings.artifact_uri, fsync=settings.blob_fsync)
     registry = RegistryService(store.registry, store.tracking, store.artifacts, blobs)
+    metrics_registry = CollectorRegistry()
+    metrics_registry.register(MonitorCollector(store))
     return AppContext(
         settings=settings,
         clock=clock,
@@ -88,7 +100,8 @@ def build_context(
         auth=AuthService(store.auth, clock),
         tracking=TrackingService(store.tracking, clock),
         registry=registry,
-        metrics_registry=CollectorRegistry(),
+        metrics_registry=metrics_registry,
+        metrics_dir=metrics_dir,
         data=DataService(store.data, store.lineage, store.tracking, blobs),
         lineage=LineageService(store.lineage, store.data, store.tracking),
         deployments=DeploymentService(
@@ -97,6 +110,7 @@ def build_context(
             gateway_url=settings.gateway_url,
             max_total_replicas=settings.replica_limit,
         ),
+        monitoring=MonitorService(store, blobs, settings.home, clock),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 from starlette.requests import HTTPConnection
@@ -14,6 +15,7 @@ from modelyard.core.clock import Clock
 from modelyard.data._service import DataService
 from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
+from modelyard.monitor._service import MonitorService
 from modelyard.registry._service import RegistryService
 from modelyard.store import MetadataStore
 from modelyard.tracking._service import TrackingService
@@ -32,6 +34,8 @@ class AppContext:
     data: DataService
     lineage: LineageService
     deployments: DeploymentService
+    monitoring: MonitorService
+    metrics_dir: Path | None = None
 
 
 def app_context(conn: HTTPConnection) -> AppContext:

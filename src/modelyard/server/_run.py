@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -21,6 +24,7 @@ from modelyard.server._app import bootstrap_platform, build_context, create_app
 
 if TYPE_CHECKING:
     from modelyard.deploy._runtime import LocalDeployments
+    from modelyard.monitor._loop import MonitorLoop
 
 logger = logging.getLogger("modelyard.server")
 
@@ -80,9 +84,12 @@ def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
 
 
 def _serve_in_process(
-    settings: Settings, options: ServeOptions, sock: socket.socket | None
+    settings: Settings,
+    options: ServeOptions,
+    sock: socket.socket | None,
+    metrics_dir: Path | None = None,
 ) -> None:
-    app = create_app(build_context(settings))
+    app = create_app(build_context(settings, metrics_dir=metrics_dir))
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -96,10 +103,11 @@ def _serve_in_process(
     server.run(sockets=[sock] if sock is not None else None)
 
 
-def _worker(settings: Settings, options: ServeOptions) -> None:
+def _worker(settings: Settings, options: ServeOptions, metrics_dir: Path) -> None:
     # Each worker owns a SO_REUSEPORT socket: the kernel spreads connections, and
     # accepted sockets keep asyncio's TCP_NODELAY (uvicorn's own --workers loses it).
-    _serve_in_process(settings, options, listen_socket(options.host, options.port, reuse_port=True))
+    sock = listen_socket(options.host, options.port, reuse_port=True)
+    _serve_in_process(settings, options, sock, metrics_dir)
 
 
 def serve(
@@ -128,13 +136,52 @@ def _stopped(signum: int, _frame: FrameType | None) -> None:
     logger.info("stopping on signal %d", signum)
 
 
-def _start_deployments(settings: Settings) -> LocalDeployments:
-    """The gateway, replica zygote and controller: one set per server, in this process."""
+def _start_deployments(settings: Settings) -> _Background:
+    """The gateway, replica zygote and controller, and the monitor loop beside them: one
+    set per server, in this process."""
     from modelyard.deploy._runtime import LocalDeployments
 
     deployments = LocalDeployments(settings)
     deployments.start()
-    return deployments
+    try:
+        monitor = _start_monitor(settings, deployments)
+    except Exception:
+        deployments.stop()
+        raise
+    return _Background(deployments, monitor)
+
+
+def _start_monitor(settings: Settings, deployments: LocalDeployments) -> MonitorLoop:
+    from modelyard.artifacts import create_blob_store
+    from modelyard.core.clock import SystemClock
+    from modelyard.monitor._loop import MonitorLoop
+    from modelyard.monitor._service import MonitorService
+    from modelyard.store import open_store
+
+    store = open_store(settings.store_uri)
+    blobs = create_blob_store(settings.artifact_uri, fsync=settings.blob_fsync)
+    clock = SystemClock()
+    service = MonitorService(store, blobs, settings.home, clock)
+    loop = MonitorLoop(
+        store,
+        service,
+        settings.home,
+        deployments.gateway_stats,
+        clock=clock,
+        interval_s=settings.monitor_interval_s,
+    )
+    loop.start()
+    return loop
+
+
+@dataclass
+class _Background:
+    deployments: LocalDeployments
+    monitor: MonitorLoop
+
+    def stop(self) -> None:
+        self.monitor.stop()
+        self.deployments.stop()
 
 
 def _serve_workers(settings: Settings, options: ServeOptions) -> None:
@@ -143,9 +190,16 @@ def _serve_workers(settings: Settings, options: ServeOptions) -> None:
         return
     # Fail here, with one clear error, if the port is taken.
     listen_socket(options.host, options.port, reuse_port=False).close()
+    # One /metrics for all workers: prometheus_client's multiprocess mode. Each worker
+    # (a fresh interpreter) finds PROMETHEUS_MULTIPROC_DIR before it imports the client,
+    # keeps its counters in files there, and any worker's /metrics sums them all.
+    metrics_dir = settings.home / "run" / f"metrics-{os.getpid()}"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     spawn = multiprocessing.get_context("spawn")
     workers = [
-        spawn.Process(target=_worker, args=(settings, options), daemon=False)
+        spawn.Process(target=_worker, args=(settings, options, metrics_dir), daemon=False)
         for _ in range(options.workers)
     ]
     for proc in workers:
@@ -163,3 +217,5 @@ def _serve_workers(settings: Settings, options: ServeOptions) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -16,16 +16,21 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from modelyard.core.errors import InvalidInput, ModelyardError, Unavailable
 from modelyard.serving import _mlflow_protocol as mlflow_protocol
 from modelyard.serving import _oip as oip
+from modelyard.serving import _tracing
 from modelyard.serving._metrics import CONTENT_TYPE, ServingMetrics
+from modelyard.serving._predlog import PredictionLog
 from modelyard.serving._runtime import ModelRuntime
 from modelyard.serving._types import Array
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger("modelyard.serving")
 
@@ -66,14 +71,26 @@ class ServingApp:
         runtime: The model and its inference path.
         metrics: Where requests are counted.
         max_body_bytes: Larger request bodies get 413.
+        prediction_log: Where answered predictions are logged (None: nowhere).
+        tracer: An OpenTelemetry tracer: each request gets a SERVER span (a child of the
+            caller's ``traceparent``) and each prediction a ``model`` span below it. None
+            (the default): no tracing, and no header is looked at for it.
     """
 
     def __init__(
-        self, runtime: ModelRuntime, metrics: ServingMetrics, *, max_body_bytes: int
+        self,
+        runtime: ModelRuntime,
+        metrics: ServingMetrics,
+        *,
+        max_body_bytes: int,
+        prediction_log: PredictionLog | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.runtime = runtime
+        self.tracer = tracer
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.prediction_log = prediction_log
         self._get: dict[str, Callable[[], _Response]] = {
             "/v2": self._server_metadata,
             "/v2/health/live": lambda: _json({"live": True}),
@@ -100,11 +117,14 @@ class ServingApp:
         metrics.in_flight += 1
         path, method = scope["path"], scope["method"]
         route = path
+        if self.tracer is not None:
+            scope["modelyard.span"] = _tracing.request_span(self.tracer, scope, self.runtime.name)
         try:
             # The prediction routes first, without the general dispatch's extra frame.
             decode = self._post.get(path) if method == "POST" else None
             if decode is not None:
-                response = await self._mlflow_style(await self._body(scope, receive), decode)
+                body = await self._body(scope, receive)
+                response = await self._mlflow_style(body, decode, scope, start)
             else:
                 response, route = await self._dispatch(path, method, scope, receive)
         except HTTPError as exc:
@@ -126,6 +146,8 @@ class ServingApp:
         )
         await send({"type": "http.response.body", "body": body})
         metrics.observe_request(route, response.status, time.perf_counter() - start)
+        if self.tracer is not None:
+            _tracing.end_request_span(scope, route, response.status)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -137,9 +159,13 @@ class ServingApp:
                     logger.exception("model warm-up failed")
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
+                if self.prediction_log is not None:
+                    self.prediction_log.start()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await self.runtime.stop()
+                if self.prediction_log is not None:
+                    self.prediction_log.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -177,7 +203,8 @@ class ServingApp:
         if action == "infer":
             if method != "POST":
                 raise HTTPError(405, "infer takes POST")
-            return await self._infer(await self._body(scope, receive)), template
+            start = time.perf_counter()
+            return await self._infer(await self._body(scope, receive), scope, start), template
         if method != "GET":
             raise HTTPError(405, f"{template} takes GET")
         if action == "ready":
@@ -237,7 +264,7 @@ class ServingApp:
             }
         )
 
-    async def _infer(self, body: object) -> _Response:
+    async def _infer(self, body: object, scope: Scope, start: float) -> _Response:
         runtime = self.runtime
         spec = runtime.spec
         if spec is None:
@@ -247,7 +274,11 @@ class ServingApp:
         except InvalidInput as exc:
             raise HTTPError(400, exc.message) from exc
         try:
-            prediction = await runtime.infer(rows)
+            if self.tracer is None:
+                prediction = await runtime.infer(rows)
+            else:
+                with _tracing.model_span(self.tracer, scope, runtime, len(rows)):
+                    prediction = await runtime.infer(rows)
         except InvalidInput as exc:
             raise HTTPError(400, exc.message) from exc
         except Exception as exc:
@@ -263,24 +294,63 @@ class ServingApp:
         }
         if request_id is not None:
             answer["id"] = request_id
-        return _json(answer)
+        response = _json(answer)
+        if self.prediction_log is not None:
+            self._log(response, scope, start, rows, prediction, request_id)
+        return response
 
     async def _mlflow_style(
-        self, body: object, decode: Callable[[Any, object], Array]
+        self, body: object, decode: Callable[[Any, object], Array], scope: Scope, start: float
     ) -> _Response:
         runtime = self.runtime
+        rows: Array | None = None
         try:
             if runtime.spec is None:
                 payload = mlflow_protocol.generic_input(body)
                 prediction = await runtime.infer_generic(payload)
             else:
-                prediction = await runtime.infer(decode(runtime.spec, body))
+                rows = decode(runtime.spec, body)
+                if self.tracer is None:
+                    prediction = await runtime.infer(rows)
+                else:
+                    with _tracing.model_span(self.tracer, scope, runtime, len(rows)):
+                        prediction = await runtime.infer(rows)
         except InvalidInput as exc:
             # MLflow's scoring server answers {"error_code", "message"}; keep both shapes.
             raise HTTPError(400, exc.message, error_code="BAD_REQUEST") from exc
         except Exception as exc:
             raise _inference_error(exc) from exc
-        return _json(mlflow_protocol.encode_predictions(prediction))
+        response = _json(mlflow_protocol.encode_predictions(prediction))
+        if self.prediction_log is not None:
+            self._log(response, scope, start, rows, prediction)
+        return response
+
+    def _log(
+        self,
+        response: _Response,
+        scope: Scope,
+        start: float,
+        rows: Array | None,
+        out: Array,
+        body_id: str | None = None,
+    ) -> None:
+        """Log an answered prediction under its id, and echo a made-up id.
+
+        The id is the OIP body's ``id`` when the caller chose one, else the
+        ``x-request-id`` header (the gateway always sets it), else a new one.
+        """
+        log = self.prediction_log
+        assert log is not None
+        request_id = body_id
+        if request_id is None:
+            for key, value in scope["headers"]:
+                if key == b"x-request-id":
+                    request_id = value.decode("latin-1")
+                    break
+            else:
+                request_id = log.new_request_id()
+                response.headers = [*response.headers, (b"x-request-id", request_id.encode())]
+        log.record(request_id, response.status, time.perf_counter() - start, rows, out)
 
 
 def _inference_error(exc: Exception) -> HTTPError:

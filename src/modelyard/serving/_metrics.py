@@ -5,6 +5,9 @@
 * ``modelyard_serving_batch_size_rows{model, version}`` (histogram of rows per predict)
 * ``modelyard_serving_queue_depth{model, version}`` (requests waiting for a batch)
 * ``modelyard_serving_in_flight_requests{model, version}`` (what the autoscaler reads)
+* with a prediction log: ``modelyard_prediction_log_requests_total{deployment, revision,
+  outcome}`` (``logged``, ``dropped`` by the byte budget, ``sampled_out``) and
+  ``modelyard_prediction_log_dropped_total{deployment, revision}``
 
 ``route`` is the route template (``/v2/models/{model}/infer``), never the raw path, so
 the label set stays bounded.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -29,6 +33,9 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from modelyard.serving._predlog import PredictionLog
 
 _LATENCY_BUCKETS_S = (
     0.0005,
@@ -99,7 +106,12 @@ class ServingMetrics:
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, _Histogram] = {}
         self._batch = _Histogram(_BATCH_BUCKETS)
+        self._prediction_log: PredictionLog | None = None
         self.registry.register(_Exporter(self))
+
+    def watch_prediction_log(self, log: PredictionLog) -> None:
+        """Export ``log``'s counters too."""
+        self._prediction_log = log
 
     def observe_request(self, route: str, status: int, duration_s: float) -> None:
         """Count one answered request and its latency."""
@@ -153,6 +165,25 @@ class ServingMetrics:
         )
         in_flight.add_metric(self._labels, float(self.in_flight))
         yield in_flight
+        log = self._prediction_log
+        if log is not None:
+            names = [log.options.deployment, str(log.options.revision)]
+            outcomes = CounterMetricFamily(
+                "modelyard_prediction_log_requests",
+                "Answered requests by what the prediction log did with them.",
+                labels=["deployment", "revision", "outcome"],
+            )
+            outcomes.add_metric([*names, "logged"], log.logged)
+            outcomes.add_metric([*names, "dropped"], log.dropped)
+            outcomes.add_metric([*names, "sampled_out"], log.sampled_out)
+            yield outcomes
+            dropped = CounterMetricFamily(
+                "modelyard_prediction_log_dropped",
+                "Requests the prediction log dropped to stay within its byte budget.",
+                labels=["deployment", "revision"],
+            )
+            dropped.add_metric(names, log.dropped)
+            yield dropped
 
 
 class _Exporter(Collector):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+from modelyard.serving._predlog import PredictionLogOptions
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class ServeOptions:
         max_body_bytes: Larger request bodies get 413.
         log_level: uvicorn's and the runtime's log level.
         runtime: Batching and inference threads.
+        prediction_log: Where and how much of the traffic to log (None: no log).
     """
 
     host: str = "127.0.0.1"
@@ -45,3 +50,24 @@ class ServeOptions:
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "warning"
     runtime: RuntimeOptions = field(default_factory=RuntimeOptions)
+    prediction_log: PredictionLogOptions | None = None
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> ServeOptions:
+        """The options :func:`dataclasses.asdict` turned into ``raw``.
+
+        Raises:
+            TypeError: a field is unknown or a nested value is not a mapping.
+            KeyError: ``runtime`` is missing.
+        """
+        runtime = raw["runtime"]
+        log = raw.get("prediction_log")
+        if not isinstance(runtime, Mapping) or not (log is None or isinstance(log, Mapping)):
+            raise TypeError("runtime and prediction_log must be mappings")
+        return cls(
+            **{
+                **raw,
+                "runtime": RuntimeOptions(**runtime),
+                "prediction_log": None if log is None else PredictionLogOptions(**log),
+            }
+        )

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from modelyard.net import listen_socket
 from modelyard.serving._options import ServeOptions
@@ -87,7 +88,23 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
         loaded, resolved.name, resolved.version, options.runtime, on_batch=metrics.observe_batch
     )
     holder.append(runtime)
-    app = ServingApp(runtime, metrics, max_body_bytes=options.max_body_bytes)
+    prediction_log = None
+    if options.prediction_log is not None:
+        from modelyard.serving._predlog import PredictionLog
+
+        spec = runtime.spec
+        prediction_log = PredictionLog(
+            options.prediction_log, spec.names if spec is not None else None
+        )
+        metrics.watch_prediction_log(prediction_log)
+    tracer, provider = _tracer()
+    app = ServingApp(
+        runtime,
+        metrics,
+        max_body_bytes=options.max_body_bytes,
+        prediction_log=prediction_log,
+        tracer=tracer,
+    )
     config = uvicorn.Config(
         app,
         loop="uvloop",
@@ -120,7 +137,25 @@ def run_worker(resolved: ResolvedModel, options: ServeOptions, *, reuse_port: bo
     # with a no-op handler installed beforehand that ends the process with status 0.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stopped)
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        if provider is not None:
+            provider.shutdown()  # exports the spans still batched
+
+
+def _tracer() -> tuple[Any, Any]:
+    """The tracer and provider when an OTLP endpoint is configured in the environment
+    (``MODELYARD_OTEL_ENDPOINT`` or the standard ``OTEL_EXPORTER_OTLP_*``), else Nones."""
+    from modelyard.monitor._tracing import configure_tracing, otlp_endpoint_from_env
+
+    endpoint = otlp_endpoint_from_env(os.environ)
+    if endpoint is None:
+        return None, None
+    provider = configure_tracing("modelyard-serving", endpoint=endpoint)
+    if provider is None:
+        return None, None
+    return provider.get_tracer("modelyard.serving"), provider
 
 
 def _stopped(signum: int, _frame: object) -> None:

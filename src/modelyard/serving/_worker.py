@@ -11,15 +11,14 @@ import logging
 import sys
 from pathlib import Path
 
-from modelyard.serving._options import RuntimeOptions, ServeOptions
+from modelyard.serving._options import ServeOptions
 from modelyard.serving._server import ResolvedModel, run_worker
 
 
 def main(argv: list[str]) -> None:
     """Parse the spec and serve with a ``SO_REUSEPORT`` socket."""
     spec = json.loads(argv[0])
-    raw = dict(spec["options"])
-    options = ServeOptions(**{**raw, "runtime": RuntimeOptions(**raw["runtime"])})
+    options = ServeOptions.from_dict(spec["options"])
     logging.basicConfig(
         level=options.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )

@@ -10,6 +10,7 @@ from modelyard.store._data_repo import DataRepository
 from modelyard.store._deploy_repo import DeploymentChange, DeploymentRepository
 from modelyard.store._lineage_repo import LineageRepository
 from modelyard.store._logged_model_repo import LoggedModelRepository
+from modelyard.store._monitor_repo import MonitorRepository
 from modelyard.store._registry_repo import RegistryRepository
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_repo import TrackingRepository
@@ -20,6 +21,7 @@ __all__ = [
     "DeploymentChange",
     "DeploymentRepository",
     "MetadataStore",
+    "MonitorRepository",
     "RegistryRepository",
     "SqlStore",
     "TrackingRepository",
@@ -40,6 +42,7 @@ class MetadataStore:
         self.lineage = LineageRepository(sql)
         self.logged_models = LoggedModelRepository(sql)
         self.deployments = DeploymentRepository(sql)
+        self.monitoring = MonitorRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -473,3 +473,142 @@ class DeploymentEventRow(Base):
     revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
     message: Mapped[str] = mapped_column(Text)
     data_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+# ---- monitoring (migration 0007) ------------------------------------------------------
+
+
+def _deployment_fk() -> Mapped[int]:
+    return mapped_column(_BIGINT_PK, ForeignKey("deployments.id", ondelete="CASCADE"))
+
+
+class DeploymentMonitoringRow(Base):
+    """A deployment's monitoring settings (``MonitorConfig`` as JSON)."""
+
+    __tablename__ = "deployment_monitoring"
+
+    deployment_id: Mapped[int] = mapped_column(
+        _BIGINT_PK, ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    config_json: Mapped[str] = mapped_column(Text)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class PredictionSegmentRow(Base):
+    """A Parquet file of logged predictions; ``batch`` names the spool files it came from,
+    so collecting the same files twice is refused."""
+
+    __tablename__ = "prediction_segments"
+    __table_args__ = (
+        UniqueConstraint("batch"),
+        Index("ix_prediction_segments_dep_last", "deployment_id", "last_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    revision: Mapped[int] = mapped_column(Integer)
+    batch: Mapped[str] = mapped_column(String(64))
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    last_ms: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class MonitorSampleRow(Base):
+    __tablename__ = "monitor_samples"
+    __table_args__ = (Index("ix_monitor_samples_dep_time", "deployment_id", "time_ms"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Double)
+    values_json: Mapped[str] = mapped_column(Text)
+
+
+class DriftResultRow(Base):
+    __tablename__ = "drift_results"
+    __table_args__ = (Index("ix_drift_results_dep_time", "deployment_id", "time_ms"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    window_start_ms: Mapped[int] = mapped_column(BigInteger)
+    window_end_ms: Mapped[int] = mapped_column(BigInteger)
+    reference: Mapped[str] = mapped_column(String(300))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    drift_share: Mapped[float] = mapped_column(Double)
+    dataset_drift: Mapped[bool] = mapped_column(Boolean)
+    report_json: Mapped[str] = mapped_column(Text)
+
+
+class AlertRuleRow(Base):
+    """An alert rule; ``webhook_secret`` signs its notifications (shown once at creation)."""
+
+    __tablename__ = "alert_rules"
+    __table_args__ = (Index("ix_alert_rules_dep", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    rule: Mapped[str] = mapped_column(String(300))
+    webhook_url: Mapped[str] = mapped_column(Text)
+    webhook_secret: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    hysteresis: Mapped[float] = mapped_column(Double)
+    state_json: Mapped[str] = mapped_column(Text)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertEventRow(Base):
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_dep_id", "deployment_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int | None] = mapped_column(_BIGINT_PK, nullable=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data_json: Mapped[str] = mapped_column(Text)
+
+
+class AlertSilenceRow(Base):
+    __tablename__ = "alert_silences"
+    __table_args__ = (Index("ix_alert_silences_dep", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    rule: Mapped[str] = mapped_column(String(300))
+    starts_ms: Mapped[int] = mapped_column(BigInteger)
+    ends_ms: Mapped[int] = mapped_column(BigInteger)
+    comment: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+
+
+class AlertActionRow(Base):
+    __tablename__ = "alert_actions"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    config_json: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class FeedbackBatchRow(Base):
+    __tablename__ = "feedback_batches"
+    __table_args__ = (Index("ix_feedback_batches_dep_time", "deployment_id", "time_ms"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    matched: Mapped[int] = mapped_column(BigInteger)
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)

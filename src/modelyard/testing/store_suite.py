@@ -28,6 +28,19 @@ class MetadataStoreConformance:
         assert metadata_store.sql.is_current()
         metadata_store.sql.ping()
 
+    def test_migrations_build_exactly_the_declared_tables(
+        self, metadata_store: MetadataStore
+    ) -> None:
+        from alembic.autogenerate import compare_metadata
+        from alembic.runtime.migration import MigrationContext
+
+        from modelyard.store._schema import Base
+
+        with metadata_store.sql.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+        assert differences == []
+
     # --- projects -----------------------------------------------------------------------
 
     def test_project_round_trip(self, metadata_store: MetadataStore, fake_clock: FakeClock) -> None:

@@ -24,8 +24,15 @@ class FakeFactory:
     def package(self, project: str, revision: Revision) -> Package:
         return Package(Path("/nonexistent"), revision.model_name, revision.model_version, {})
 
-    def start(self, replica_id: str, package: Package, revision: Revision, port: int,
-              mode: str = "fork") -> tuple[int, str]:  # fmt: skip
+    def start(
+        self,
+        replica_id: str,
+        package: Package,
+        revision: Revision,
+        port: int,
+        mode: str = "fork",
+        deployment: object = None,
+    ) -> tuple[int, str]:
         self.started.append((replica_id, revision.number, port))
         return 4_000_000 + len(self.started), mode
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from modelyard.config import Settings
 from modelyard.quickstart import (
     LineageNode,
+    MonitorSummary,
     QuickstartFailed,
     QuickstartOptions,
     QuickstartResult,
@@ -64,7 +65,8 @@ def result() -> QuickstartResult:
     return QuickstartResult(
         "http://127.0.0.1:5005", True, "quickstart-data@v1", (run,), run.run_id,
         "quickstart-model", 1, "quickstart-api", "http://127.0.0.1:5006/quickstart-api/",
-        False, traffic, (LineageNode("dataset_version", "quickstart-data@v1"),), 80.0,
+        False, traffic, MonitorSummary("drift_share > 0.3 for 10s", True, 12.0, 0.4, ("a",), 900),
+        (LineageNode("dataset_version", "quickstart-data@v1"),), 80.0,
     )  # fmt: skip
 
 
@@ -78,7 +80,7 @@ def test_the_result_is_plain_json() -> None:
 
 
 def test_a_failure_names_its_step() -> None:
-    assert str(QuickstartFailed(3, "boom")) == "step 3/6 (train candidates) failed: boom"
+    assert str(QuickstartFailed(3, "boom")) == "step 3/7 (train candidates) failed: boom"
 
 
 def test_event_lines_show_the_direction_of_a_scaling_decision() -> None:

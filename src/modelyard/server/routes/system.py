@@ -41,8 +41,20 @@ def ready(request: Request) -> Response:
 
 @api.route("GET", "/metrics", permission=PUBLIC, action="system.metrics")
 def metrics(request: Request) -> Response:
-    """Prometheus exposition of this server's metrics."""
-    data = generate_latest(app_context(request).metrics_registry)
+    """Prometheus exposition of this server's metrics (summed over its workers)."""
+    ctx = app_context(request)
+    if ctx.metrics_dir is None:
+        data = generate_latest(ctx.metrics_registry)
+    else:
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        from modelyard.monitor._metrics import MonitorCollector
+
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(ctx.metrics_dir))  # type: ignore[no-untyped-call]
+        registry.register(MonitorCollector(ctx.store))
+        data = generate_latest(registry)
     return Response(data, media_type=CONTENT_TYPE_LATEST)
 
 

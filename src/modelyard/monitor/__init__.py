@@ -1,0 +1,5 @@
+"""Monitoring: the prediction log, drift against the training data, alert rules and
+notifications, Prometheus metrics and exports, and tracing.
+
+Nothing is imported here at package import time; import the submodules you need.
+"""

@@ -64,7 +64,7 @@ def serve_cmd(
     ] = 1.0,
     log_max_bytes_per_s: Annotated[
         int, typer.Option(min=1024, help="Byte budget of the log per second; beyond it, drop.")
-    ] = 1 << 20,
+    ] = 256 << 10,
 ) -> None:
     """Serve a model: Open Inference Protocol v2, MLflow /invocations, /predict, /metrics."""
     from modelyard.serving import RuntimeOptions, ServeOptions, resolve, serve

@@ -55,7 +55,7 @@ class MonitorConfig(JsonSettings):
     settings_kind: ClassVar[str] = "monitoring"
 
     log_sample_rate: float = 1.0
-    log_max_bytes_per_s: int = 1 << 20
+    log_max_bytes_per_s: int = 256 << 10
     log_retention_mb: int = 1024
     log_retention_days: float = 30.0
     reference: str = ""
@@ -95,10 +95,12 @@ class MonitorConfig(JsonSettings):
 
 @dataclass(frozen=True)
 class PredictionSegment:
-    """One Parquet file of logged predictions in the artifact store."""
+    """One Parquet file of the log in the artifact store: ``source`` ``replica``
+    (predictions with their features) or ``gateway`` (requests as callers saw them)."""
 
     id: int
     deployment_id: int
+    source: str
     revision: int
     batch: str
     first_ms: int

@@ -28,6 +28,7 @@ from modelyard.core.errors import Unavailable
 from modelyard.deploy._processes import pid_alive
 from modelyard.deploy._signals import GatewaySnapshot
 from modelyard.monitor._tracing import otlp_endpoint_from_env
+from modelyard.serving._predlog import gateway_spool
 
 logger = logging.getLogger("modelyard.deploy")
 
@@ -92,6 +93,7 @@ class GatewayLink:
         cmd = [sys.executable, "-m", "modelyard.gateway", "--host", self._host,
                "--port", str(self._port)]  # fmt: skip
         # Tracing: the server's OTLP endpoint, if its environment configures one.
+        cmd += ["--request-log", str(gateway_spool(self._home))]
         otel_endpoint = otlp_endpoint_from_env(os.environ)
         if otel_endpoint:
             cmd += ["--otel-endpoint", otel_endpoint]

@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         "request (needs modelyard[otel]); default: from MODELYARD_OTEL_ENDPOINT or "
         "OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT; '' for off",
     )
+    parser.add_argument(
+        "--request-log",
+        default=None,
+        help="write every answered request (id, revision, replica, status, latency) as "
+        "Parquet files under this folder, one sub-folder per deployment",
+    )
     args = parser.parse_args(argv)
     otel_endpoint = args.otel_endpoint
     if otel_endpoint is None:
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             log_level=args.log_level,
             otel_endpoint=otel_endpoint or None,
+            request_log=args.request_log,
         )
     except InvalidInput as exc:
         print(f"refusing to start: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.gateway._control import ControlApi
@@ -23,6 +24,7 @@ from modelyard.net import listen_socket
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
+    from modelyard.gateway._reqlog import RequestLog
     from modelyard.gateway._trace import GatewayTracer
 
 DEFAULT_GRACE_S = 30.0
@@ -57,6 +59,7 @@ class Gateway:
         self._own_provider: TracerProvider | None = None
         self._server: asyncio.Server | None = None
         self._ctx: Context | None = None
+        self._request_log: RequestLog | None = None
 
     async def start(self, sock: socket.socket | None = None) -> None:
         """Listen on ``sock`` (or bind ``options.host:port``) and serve in this loop."""
@@ -66,7 +69,21 @@ class Gateway:
         tracer = self._tracer()
         routing = Routing(loop)
         wakeups = Wakeups(routing.held, clock=self._clock)
-        proxy = Proxy(loop, routing, wakeups, clock=self._clock, rng=self._rng, tracer=tracer)
+        request_log = None
+        if self.options.request_log:
+            from modelyard.gateway._reqlog import RequestLog
+
+            request_log = self._request_log = RequestLog(Path(self.options.request_log))
+            request_log.start(loop)
+        proxy = Proxy(
+            loop,
+            routing,
+            wakeups,
+            clock=self._clock,
+            rng=self._rng,
+            tracer=tracer,
+            request_log=request_log,
+        )
         control = ControlApi(self.options.secret, proxy, wakeups, clock=self._clock)
         ctx = Context(loop, proxy, control, self.options.max_body_bytes, self._clock, tracer=tracer)
         self._ctx = ctx
@@ -118,6 +135,8 @@ class Gateway:
                 replica.pool.close()
         ctx.proxy.deadlines.close()
         await server.wait_closed()
+        if self._request_log is not None:
+            await self._request_log.close()
         provider, self._own_provider = self._own_provider, None
         if provider is not None:  # flush the last spans without stalling the loop
             await asyncio.get_running_loop().run_in_executor(None, provider.shutdown)

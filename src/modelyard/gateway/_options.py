@@ -19,6 +19,8 @@ class GatewayOptions:
         log_level: The ``modelyard.gateway`` logger's level.
         otel_endpoint: An OTLP/HTTP traces URL: tracing is on, each proxied request gets
             a span (:mod:`~modelyard.gateway._trace`). None (the default): off.
+        request_log: A folder for the request log (:mod:`~modelyard.gateway._reqlog`):
+            one Parquet file per deployment and second. None (the default): no log.
 
     Raises:
         InvalidInput: the secret is empty, or the port or body limit is out of range.
@@ -30,6 +32,7 @@ class GatewayOptions:
     max_body_bytes: int = 8 * 1024 * 1024
     log_level: str = "warning"
     otel_endpoint: str | None = None
+    request_log: str | None = None
 
     def __post_init__(self) -> None:
         if not self.secret:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
     from modelyard.gateway._downstream import DownstreamConnection
+    from modelyard.gateway._reqlog import RequestLog
     from modelyard.gateway._trace import GatewayTracer
 
 MAX_ATTEMPTS = 5
@@ -65,9 +66,11 @@ class Proxy:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         tracer: GatewayTracer | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self._loop = loop
         self._tracer = tracer
+        self._request_log = request_log
         self.routing = routing
         self._wakeups = wakeups
         self._clock = clock
@@ -293,6 +296,8 @@ class Proxy:
         ex.state = DONE
         self.deadlines.remove(ex)
         rev.stats.complete(CLIENT_CLOSED, now - ex.arrival_s)
+        if self._request_log is not None:
+            self._log(ex, CLIENT_CLOSED, now)
         if ex.span is not None:
             self._end_span(ex, ex.span, CLIENT_CLOSED)
         self._shadows.primary_done(ex, CLIENT_CLOSED, b"")
@@ -335,10 +340,25 @@ class Proxy:
     def _finish(self, ex: Exchange, status: int, data: bytes, body: bytes, now: float) -> None:
         ex.revision.stats.complete(status, now - ex.arrival_s)
         ex.conn.respond(ex, data)
+        if self._request_log is not None:
+            self._log(ex, status, now)
         if ex.span is not None:
             self._end_span(ex, ex.span, status)
         if ex.shadows is not None:
             self._shadows.primary_done(ex, status, body)
+
+    def _log(self, ex: Exchange, status: int, now: float) -> None:
+        assert self._request_log is not None
+        replica = ex.replica.id if ex.replica is not None else ""
+        self._request_log.record(
+            ex.id_line[14:-2].decode("latin-1"),
+            ex.deployment.name,
+            ex.revision.number,
+            replica,
+            status,
+            now - ex.arrival_s,
+            ex.attempts,
+        )
 
     def _end_span(self, ex: Exchange, span: Span, status: int) -> None:
         ex.span = None

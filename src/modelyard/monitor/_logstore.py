@@ -25,7 +25,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ BATCHES = ".batches"
 #: Spool files are collected once the oldest is this old, or they add up to ROTATE_BYTES.
 ROTATE_S = 60.0
 ROTATE_BYTES = 8 << 20
+#: Gateway log files of a deployment that no longer exists are removed after this long.
+STALE_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,13 @@ class LogStore:
         repo: MonitorRepository,
         blobs: BlobStore,
         clock: Any = time.time,
+        deployment_ids: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self._root = spool_root(home)
         self._repo = repo
         self._blobs = blobs
         self._clock = clock
+        self._deployment_ids = deployment_ids
 
     # ---- collecting ---------------------------------------------------------------
 
@@ -94,20 +98,39 @@ class LogStore:
             for batch_dir in sorted((dep_dir / BATCHES).glob("*")):
                 self._finish(dep_id, batch_dir, totals)
             for rev_dir in sorted(dep_dir.iterdir()):
-                if not rev_dir.name.isdigit():
-                    continue
-                files = sorted(rev_dir.glob("*" + SPOOL_SUFFIX))
-                if not files or not (force or self._due(files)):
-                    continue
-                batch_dir = dep_dir / BATCHES / f"{rev_dir.name}-{secrets.token_hex(8)}"
-                batch_dir.mkdir(parents=True)
-                for f in files:
-                    try:
-                        os.rename(f, batch_dir / f.name)
-                    except FileNotFoundError:
-                        continue  # another collector took it
-                self._finish(dep_id, batch_dir, totals)
+                if rev_dir.name.isdigit():
+                    self._take(dep_id, rev_dir, rev_dir.name, force, totals)
+        gateway = self._root / "gateway"
+        if gateway.is_dir() and self._deployment_ids is not None:
+            ids = self._deployment_ids()
+            for name_dir in sorted(gateway.iterdir()):
+                owner = ids.get(name_dir.name)
+                if owner is None:
+                    self._forget_stale(name_dir)  # no live deployment of that name
+                elif deployment_id is None or owner == deployment_id:
+                    self._take(owner, name_dir, "gateway", force, totals)
         return CollectResult(*totals)
+
+    def _forget_stale(self, folder: Path) -> None:
+        """Remove request-log files of a deleted deployment once they are an hour old."""
+        for f in folder.glob("*" + SPOOL_SUFFIX):
+            with contextlib.suppress(OSError):
+                if self._clock() - f.stat().st_mtime > STALE_S:
+                    f.unlink()
+
+    def _take(self, dep_id: int, folder: Path, kind: str, force: bool, totals: list[int]) -> None:
+        """Move a folder's finished files into a batch of their own, then finish it."""
+        files = sorted(folder.glob("*" + SPOOL_SUFFIX))
+        if not files or not (force or self._due(files)):
+            return
+        batch_dir = self._root / str(dep_id) / BATCHES / f"{kind}-{secrets.token_hex(8)}"
+        batch_dir.mkdir(parents=True)
+        for f in files:
+            try:
+                os.rename(f, batch_dir / f.name)
+            except FileNotFoundError:
+                continue  # another collector took it
+        self._finish(dep_id, batch_dir, totals)
 
     def _due(self, files: Sequence[Path]) -> bool:
         try:
@@ -144,10 +167,19 @@ class LogStore:
         ts = table.column("_ts")
         first_ms = int(pa.compute.min(ts).cast(pa.int64()).as_py())
         last_ms = int(pa.compute.max(ts).cast(pa.int64()).as_py())
-        revision = int(batch.split("-", 1)[0])
+        kind = batch.split("-", 1)[0]
+        source, revision = ("gateway", 0) if kind == "gateway" else ("replica", int(kind))
         with contextlib.suppress(AlreadyExists):  # a collector before us recorded it
             self._repo.add_segment(
-                dep_id, revision, batch, first_ms, last_ms, table.num_rows, len(data), info.digest
+                dep_id,
+                source,
+                revision,
+                batch,
+                first_ms,
+                last_ms,
+                table.num_rows,
+                len(data),
+                info.digest,
             )
         shutil.rmtree(batch_dir, ignore_errors=True)
         totals[0] += 1
@@ -162,17 +194,22 @@ class LogStore:
         since_ms: int,
         until_ms: int,
         columns: Sequence[str] | None = None,
+        source: str = "replica",
     ) -> Any:
-        """The logged rows of ``[since_ms, until_ms]`` as one pyarrow table (may be empty).
+        """The logged rows of ``[since_ms, until_ms]`` as one pyarrow table (None: none).
 
-        Every segment is verified against its digest as it is read.
+        ``source``: ``replica`` (predictions) or ``gateway`` (the request log). Every
+        segment is verified against its digest as it is read.
         """
         import pyarrow as pa
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
         tables = []
-        for seg in self._repo.segments(deployment_id, since_ms=since_ms, until_ms=until_ms):
+        segments = self._repo.segments(
+            deployment_id, since_ms=since_ms, until_ms=until_ms, source=source
+        )
+        for seg in segments:
             table = pq.read_table(io.BytesIO(self._blobs.read_bytes(seg.digest)))
             if columns is not None:
                 wanted = [

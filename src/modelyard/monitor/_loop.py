@@ -203,7 +203,7 @@ class MonitorLoop:
         state.last_drift_s = now
         since_ms = int((now - config.drift_window_s) * 1000)
         spooled = any(True for _ in self._spool.glob(f"{dep.id}/*/*.parquet"))
-        if not spooled and not self._repo.segments(dep.id, since_ms=since_ms):
+        if not spooled and not self._repo.segments(dep.id, since_ms=since_ms, source="replica"):
             return
         try:
             self._service.compute_drift(dep)

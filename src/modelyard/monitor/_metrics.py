@@ -104,5 +104,5 @@ class MonitorCollector(Collector):
             for rule in repo.rules(dep.id):
                 status = (rule.state or {}).get("status", "inactive")
                 firing.add_metric([*names, rule.rule], 1.0 if status == "firing" else 0.0)
-            rows.add_metric(names, sum(s.rows for s in repo.segments(dep.id)))
+            rows.add_metric(names, sum(s.rows for s in repo.segments(dep.id, source="replica")))
         yield from (replicas, share, score, drifted, accuracy, auc, firing, rows)

@@ -68,10 +68,16 @@ class MonitorService:
         self._repo = store.monitoring
         self._blobs = blobs
         self._clock = clock
-        self.logs = LogStore(home, store.monitoring, blobs, clock.now)
+        self.logs = LogStore(
+            home, store.monitoring, blobs, clock.now, deployment_ids=self._deployment_ids
+        )
         self.references = ReferenceLoader(store, blobs)
 
     # ---- helpers ------------------------------------------------------------------
+
+    def _deployment_ids(self) -> dict[str, int]:
+        """Live deployments' ids by name (the gateway's request log is kept by name)."""
+        return {d.name: d.id for d in self._store.deployments.list_all(include_deleting=False)}
 
     def deployment(self, caller: Principal, project: str, name: str, role: Role) -> Deployment:
         caller.require(project, role)
@@ -227,7 +233,8 @@ class MonitorService:
         samples = self._repo.samples(dep.id, since_ms=now_ms - int(minutes * 60_000))
         replicas = self._store.deployments.replicas(dep.id, active_only=True)
         drift = self._repo.latest_drift(dep.id)
-        segments = self._repo.segments(dep.id)
+        segments = self._repo.segments(dep.id, source="replica")
+        gateway_segments = self._repo.segments(dep.id, source="gateway")
         rules = self._repo.rules(dep.id)
         return {
             "deployment": dep.name,
@@ -243,6 +250,11 @@ class MonitorService:
                 "rows": sum(s.rows for s in segments),
                 "bytes": sum(s.size for s in segments),
                 "newest_ms": max((s.last_ms for s in segments), default=None),
+            },
+            "gateway_log": {
+                "segments": len(gateway_segments),
+                "rows": sum(s.rows for s in gateway_segments),
+                "bytes": sum(s.size for s in gateway_segments),
             },
             "config": json.loads(self._repo.config(dep.id).to_json()),
         }
@@ -304,7 +316,7 @@ class MonitorService:
 
     def _joined(self, dep: Deployment, labels: Any) -> Any:
         """Logged predictions joined with labels on (request id, row); latest label wins."""
-        segments = self._repo.segments(dep.id)
+        segments = self._repo.segments(dep.id, source="replica")
         if not segments:
             return None
         log = self.logs.window(

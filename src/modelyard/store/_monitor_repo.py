@@ -87,6 +87,7 @@ class MonitorRepository:
     def add_segment(
         self,
         deployment_id: int,
+        source: str,
         revision: int,
         batch: str,
         first_ms: int,
@@ -104,6 +105,7 @@ class MonitorRepository:
         with self._store.transaction(f"prediction batch {batch} was already collected") as s:
             row = PredictionSegmentRow(
                 deployment_id=deployment_id,
+                source=source,
                 revision=revision,
                 batch=batch,
                 first_ms=first_ms,
@@ -134,14 +136,22 @@ class MonitorRepository:
             return found is not None
 
     def segments(
-        self, deployment_id: int, *, since_ms: int = 0, until_ms: int | None = None
+        self,
+        deployment_id: int,
+        *,
+        since_ms: int = 0,
+        until_ms: int | None = None,
+        source: str | None = None,
     ) -> list[PredictionSegment]:
-        """Segments holding rows in ``[since_ms, until_ms]``, oldest first."""
+        """Segments (of one ``source`` if given) with rows in ``[since_ms, until_ms]``,
+        oldest first."""
         with self._store.read() as s:
             q = select(PredictionSegmentRow).where(
                 PredictionSegmentRow.deployment_id == deployment_id,
                 PredictionSegmentRow.last_ms >= since_ms,
             )
+            if source is not None:
+                q = q.where(PredictionSegmentRow.source == source)
             if until_ms is not None:
                 q = q.where(PredictionSegmentRow.first_ms <= until_ms)
             rows = s.scalars(q.order_by(PredictionSegmentRow.first_ms, PredictionSegmentRow.id))
@@ -588,6 +598,7 @@ def _segment(r: PredictionSegmentRow) -> PredictionSegment:
     return PredictionSegment(
         r.id,
         r.deployment_id,
+        r.source,
         r.revision,
         r.batch,
         r.first_ms,

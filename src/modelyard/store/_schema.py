@@ -495,8 +495,9 @@ class DeploymentMonitoringRow(Base):
 
 
 class PredictionSegmentRow(Base):
-    """A Parquet file of logged predictions; ``batch`` names the spool files it came from,
-    so collecting the same files twice is refused."""
+    """A Parquet file of the prediction log (``source`` ``replica``: predictions with
+    features) or of the gateway's request log (``gateway``); ``batch`` names the spool
+    files it came from, so collecting the same files twice is refused."""
 
     __tablename__ = "prediction_segments"
     __table_args__ = (
@@ -506,6 +507,7 @@ class PredictionSegmentRow(Base):
 
     id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
     deployment_id: Mapped[int] = _deployment_fk()
+    source: Mapped[str] = mapped_column(String(16))
     revision: Mapped[int] = mapped_column(Integer)
     batch: Mapped[str] = mapped_column(String(64))
     first_ms: Mapped[int] = mapped_column(BigInteger)

@@ -132,3 +132,44 @@ def test_every_row_of_every_request_is_written_once(sizes: list[int]) -> None:
     assert table.column("a").to_pylist() == [
         float(i) for i, n in enumerate(sizes) for _ in range(n)
     ]
+
+
+def test_the_writer_takes_entries_on_the_loop_that_appends_them(tmp_path: Path) -> None:
+    """Entries recorded on an event loop while the writer flushes from its thread are all
+    written: the writer swaps the list on the loop, never under an append."""
+    import asyncio
+    import threading
+
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever, daemon=True)
+    runner.start()
+    log = PredictionLog(PredictionLogOptions(str(tmp_path), flush_interval_s=0.01), ["a", "b"])
+    try:
+        asyncio.run_coroutine_threadsafe(_started(log), loop).result(5)
+
+        async def burst() -> None:
+            for i in range(2000):
+                log.record(f"q{i}", 200, 0.001, np.zeros((1, 2)), np.array([0]))
+                if i % 100 == 0:
+                    await asyncio.sleep(0.001)
+
+        asyncio.run_coroutine_threadsafe(burst(), loop).result(30)
+        asyncio.run_coroutine_threadsafe(_stopped(log), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(5)
+        loop.close()
+    ids = [
+        i for f in tmp_path.glob("*.parquet") for i in pq.read_table(f)["_request_id"].to_pylist()
+    ]
+    assert sorted(ids) == sorted(f"q{i}" for i in range(2000))
+
+
+async def _started(log: PredictionLog) -> None:
+    import asyncio
+
+    log.start(asyncio.get_running_loop())
+
+
+async def _stopped(log: PredictionLog) -> None:
+    log.stop()

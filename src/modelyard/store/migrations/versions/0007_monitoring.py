@@ -240,6 +240,7 @@ def upgrade() -> None:
         sa.Column(
             "deployment_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
         ),
+        sa.Column("source", sa.String(length=16), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
         sa.Column("batch", sa.String(length=64), nullable=False),
         sa.Column("first_ms", sa.BigInteger(), nullable=False),

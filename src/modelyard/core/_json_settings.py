@@ -9,6 +9,12 @@ from typing import Any, ClassVar, Self
 from modelyard.core.errors import InvalidInput
 
 
+def check(cond: bool, message: str) -> None:
+    """Raise ``InvalidInput(message)`` unless ``cond`` (settings validation)."""
+    if not cond:
+        raise InvalidInput(message)
+
+
 class JsonSettings:
     """``to_json``, ``from_dict`` (unknown keys ignored) and a validated ``merged``.
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 from modelyard.core._json_settings import JsonSettings
+from modelyard.core._json_settings import check as _check
 from modelyard.core.errors import InvalidInput
 
 DEPLOYMENT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -37,11 +38,6 @@ def validate_deployment_name(name: str) -> str:
             "starting and ending with a letter or digit"
         )
     return name
-
-
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise InvalidInput(message)
 
 
 @dataclass(frozen=True)

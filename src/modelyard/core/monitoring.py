@@ -11,25 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from modelyard.core._json_settings import JsonSettings
-from modelyard.core.errors import InvalidInput
-
-#: Metrics a live sample carries (see :class:`MonitorSample`).
-SAMPLE_METRICS = (
-    "rps",
-    "p50_ms",
-    "p90_ms",
-    "p99_ms",
-    "error_rate",
-    "replicas",
-    "in_flight",
-    "queued",
-    "log_dropped",
-)
-
-
-def _check(cond: bool, message: str) -> None:
-    if not cond:
-        raise InvalidInput(message)
+from modelyard.core._json_settings import check as _check
 
 
 @dataclass(frozen=True)

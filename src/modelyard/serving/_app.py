@@ -345,6 +345,9 @@ class ServingApp:
         """
         log = self.prediction_log
         assert log is not None
+        now = log.admit(rows, out)
+        if now is None:
+            return
         request_id = body_id
         if request_id is None:
             for key, value in scope["headers"]:
@@ -353,7 +356,7 @@ class ServingApp:
                     break
             else:
                 request_id = log.new_request_id()
-        log.record(request_id, response.status, time.perf_counter() - start, rows, out)
+        log.append(now, request_id, response.status, time.perf_counter() - start, rows, out)
 
 
 def _inference_error(exc: Exception) -> HTTPError:

@@ -148,18 +148,13 @@ class PredictionLog:
         """An id for a request that came without one (unique per process)."""
         return self._id_prefix + str(next(self._ids))
 
-    def record(
-        self,
-        request_id: str,
-        status: int,
-        latency_s: float,
-        rows: Array | None,
-        prediction: Array | None,
-    ) -> None:
-        """Log one answered request (called on the event loop; never blocks)."""
+    def admit(self, rows: Array | None, prediction: Array | None) -> float | None:
+        """Whether to log a request: its timestamp if so, None if sampled out or over the
+        byte budget (counted). Decided before anything else is looked at, so a request
+        that is not logged costs a draw and a comparison."""
         if self._rate < 1.0 and self._draw() >= self._rate:
             self.sampled_out += 1
-            return
+            return None
         size = _ROW_OVERHEAD_BYTES
         if rows is not None:
             size += rows.nbytes
@@ -172,10 +167,35 @@ class PredictionLog:
             self._spent = 0
         if self._spent + size > self._budget:
             self.dropped += 1
-            return
+            return None
         self._spent += size
+        return now
+
+    def append(
+        self,
+        now: float,
+        request_id: str,
+        status: int,
+        latency_s: float,
+        rows: Array | None,
+        prediction: Array | None,
+    ) -> None:
+        """Log a request :meth:`admit` let in (on the event loop; never blocks)."""
         self._buffer.append((now, request_id, status, latency_s, rows, prediction))
         self.logged += 1
+
+    def record(
+        self,
+        request_id: str,
+        status: int,
+        latency_s: float,
+        rows: Array | None,
+        prediction: Array | None,
+    ) -> None:
+        """:meth:`admit`, then :meth:`append` (called on the event loop; never blocks)."""
+        now = self.admit(rows, prediction)
+        if now is not None:
+            self.append(now, request_id, status, latency_s, rows, prediction)
 
     # ---- the writer thread ------------------------------------------------------
 

@@ -5,6 +5,7 @@ and labels joined to them."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from modelyard.client import ModelyardClient
 from modelyard.serving._demo import free_port
+from modelyard.testing.cli_runner import run_cli
 from modelyard.testing.prometheus import ScrapeTarget, prometheus_server
 from modelyard.testing.server_process import ServerProcess, running_server
 from modelyard.tracking import fluent
@@ -135,3 +137,47 @@ def test_prometheus_scrapes_server_gateway_and_replica(
         # The gateway's own log holds the same requests (and, in general, its errors).
         assert shown["gateway_log"]["rows"] >= 200
         assert shown["live"] is not None
+    _cli_walk(server, tmp_dir=server.home.parent)
+
+
+def _cli_walk(server: ServerProcess, tmp_dir: Path) -> None:
+    """The CLI over the same server: answers, files, and clean errors."""
+    shown = run_cli(server, "monitor", "show", "churn-api", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["log"]["rows"] == 200
+    assert run_cli(server, "monitor", "show", "churn-api").returncode == 0
+    added = run_cli(
+        server,
+        "alerts",
+        "add",
+        "churn-api",
+        "--rule",
+        "p99_ms > 50 for 2m",
+        "--webhook",
+        "http://127.0.0.1:9/hook",
+    )
+    assert added.returncode == 0, added.stderr
+    assert "whsec_" in added.stdout
+    bad = run_cli(server, "alerts", "add", "churn-api", "--rule", "p99_ms >> 50")
+    assert bad.returncode != 0
+    assert "'>>'" in bad.stderr
+    assert "Traceback" not in bad.stderr + bad.stdout
+    listed = run_cli(server, "alerts", "ls", "churn-api", "--json")
+    assert [r["rule"] for r in json.loads(listed.stdout)] == ["p99_ms > 50 for 2m"]
+    assert run_cli(server, "alerts", "history", "churn-api").returncode == 0
+    assert "drift:<feature>" in run_cli(server, "alerts", "metrics").stdout
+    # No dataset version is linked to this model: a clear error, not a traceback.
+    drift = run_cli(server, "monitor", "drift", "churn-api", "--window", "1h")
+    assert drift.returncode != 0
+    assert "lineage" in drift.stderr
+    assert "Traceback" not in drift.stderr
+    rules, board = tmp_dir / "rules.yml", tmp_dir / "dashboard.json"
+    exported = run_cli(
+        server, "monitor", "export", "--prometheus-rules", str(rules), "--grafana", str(board)
+    )
+    assert exported.returncode == 0, exported.stderr
+    check = subprocess.run(
+        ["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert json.loads(board.read_text())["panels"]

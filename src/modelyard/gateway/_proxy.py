@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from modelyard.gateway._trace import GatewayTracer
 
 MAX_ATTEMPTS = 5
+_ID_PREFIX = len(b"x-request-id: ")  # of an Exchange's id_line
 EJECT_S = 1.0
 CLIENT_CLOSED = 499  # nginx's code for "the caller went away first"; counted, never sent
 
@@ -351,7 +352,7 @@ class Proxy:
         assert self._request_log is not None
         replica = ex.replica.id if ex.replica is not None else ""
         self._request_log.record(
-            ex.id_line[14:-2].decode("latin-1"),
+            ex.id_line[_ID_PREFIX:-2].decode("latin-1"),
             ex.deployment.name,
             ex.revision.number,
             replica,

@@ -39,7 +39,6 @@ from modelyard.monitor._quality import quality_buckets, read_labels
 from modelyard.monitor._reference import ReferenceLoader
 from modelyard.monitor._rules import check_features, parse_duration, parse_rule
 from modelyard.store import MetadataStore
-from modelyard.store._monitor_repo import feedback_namespace
 
 ACTION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_RULES_PER_CALL = 50
@@ -520,9 +519,6 @@ class MonitorService:
             for record in self._repo.rules(dep.id):
                 rules.append((project, dep.name, parse_rule(record.rule)))
         return render_prometheus_rules(rules), grafana_dashboard([d.name for d in deployments])
-
-    def feedback_namespace(self, dep: Deployment) -> str:
-        return feedback_namespace(dep.id)
 
 
 def check_webhook_url(url: str) -> None:

@@ -20,6 +20,7 @@ if "httpx" not in sys.modules:
 import typer
 
 from modelyard import __version__
+from modelyard.cli._alerts_cmds import alerts_app
 from modelyard.cli._artifact_cmds import artifact_app
 from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
 from modelyard.cli._autoscale_cmds import autoscale_app
@@ -27,7 +28,7 @@ from modelyard.cli._context import settings_of
 from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
-from modelyard.cli._monitor_cmds import alerts_app, monitor_app
+from modelyard.cli._monitor_cmds import monitor_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
 from modelyard.cli._quickstart_cmd import quickstart_cmd
 from modelyard.cli._serve_cmd import gateway_cmd, serve_cmd

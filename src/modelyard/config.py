@@ -109,6 +109,8 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "blob_fsync": _bool,
     "monitor_interval_s": _int(1, 3600),
     "otel_endpoint": _text,
+    "prices": _text,
+    "budget_interval_s": _int(1, 86400),
 }
 
 
@@ -124,7 +126,9 @@ class Settings:
     default false) makes a ``file://`` artifact store flush every blob to disk before
     acknowledging it (docs/data.md explains the trade-off). ``monitor_interval_s``
     (default 10) is the monitor loop's period; ``otel_endpoint`` (default empty: tracing
-    off) is the OTLP/HTTP endpoint traces go to.
+    off) is the OTLP/HTTP endpoint traces go to. ``prices`` (``MODELYARD_PRICES``) names a
+    price-catalog file overriding the defaults (else ``$MODELYARD_HOME/prices.toml`` if it
+    exists); ``budget_interval_s`` (default 60) is how often budgets are evaluated.
 
     Instances are frozen; :meth:`replace` makes a changed copy.
 
@@ -144,6 +148,8 @@ class Settings:
     blob_fsync: bool
     monitor_interval_s: int
     otel_endpoint: str
+    prices: str
+    budget_interval_s: int
 
     def __init__(self, **values: Any) -> None:
         _check_known(values)
@@ -172,6 +178,8 @@ class Settings:
             "blob_fsync": parsed.get("blob_fsync", False),
             "monitor_interval_s": parsed.get("monitor_interval_s", 10),
             "otel_endpoint": parsed.get("otel_endpoint", ""),
+            "prices": parsed.get("prices", ""),
+            "budget_interval_s": parsed.get("budget_interval_s", 60),
         }
         self.__dict__.update(fields)
 
@@ -227,6 +235,8 @@ class Settings:
             "MODELYARD_BLOB_FSYNC": str(self.blob_fsync).lower(),
             "MODELYARD_MONITOR_INTERVAL_S": str(self.monitor_interval_s),
             "MODELYARD_OTEL_ENDPOINT": mask_uri_password(self.otel_endpoint),
+            "MODELYARD_PRICES": self.prices,
+            "MODELYARD_BUDGET_INTERVAL_S": str(self.budget_interval_s),
         }
 
 

@@ -24,7 +24,10 @@ from modelyard.cli._alerts_cmds import alerts_app
 from modelyard.cli._artifact_cmds import artifact_app
 from modelyard.cli._auth_cmds import audit_app, project_app, token_app, user_app
 from modelyard.cli._autoscale_cmds import autoscale_app
+from modelyard.cli._budget_cmds import budget_app, quota_app
 from modelyard.cli._context import settings_of
+from modelyard.cli._cost_cmds import cost_app
+from modelyard.cli._cost_estimate_cmds import register_estimate
 from modelyard.cli._data_cmds import data_app, lineage
 from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
@@ -57,6 +60,10 @@ app.add_typer(data_app, name="data")
 app.add_typer(deploy_app, name="deploy")
 app.add_typer(monitor_app, name="monitor")
 app.add_typer(alerts_app, name="alerts")
+register_estimate(cost_app)
+app.add_typer(cost_app, name="cost")
+app.add_typer(budget_app, name="budget")
+app.add_typer(quota_app, name="quota")
 app.command("lineage")(lineage)
 app.command("quickstart")(quickstart_cmd)
 app.command("serve")(serve_cmd)

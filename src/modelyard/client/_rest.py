@@ -13,6 +13,8 @@ from urllib.parse import quote
 import httpx
 
 from modelyard.artifacts import validate_logical_path
+from modelyard.client._budget_rest import BudgetCalls
+from modelyard.client._cost_rest import CostCalls
 from modelyard.client._data_rest import DataCalls
 from modelyard.client._deploy_rest import DeploymentCalls
 from modelyard.client._monitor_rest import MonitorCalls
@@ -65,7 +67,9 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
     return ArtifactEntry(d["path"], d["digest"], d["size"])
 
 
-class ModelyardClient(TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls, MonitorCalls):
+class ModelyardClient(
+    TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls, MonitorCalls, CostCalls, BudgetCalls
+):
     """One connection to a modelyard server.
 
     Errors come back as the same exception classes the server raised

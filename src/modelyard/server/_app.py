@@ -29,6 +29,8 @@ from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
 from modelyard.server.routes import (
     artifacts,
     audit,
+    budgets,
+    cost,
     data,
     deployments,
     lineage,
@@ -68,6 +70,8 @@ ROUTERS = (
     lineage.api,
     deployments.api,
     monitoring.api,
+    cost.api,
+    budgets.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 

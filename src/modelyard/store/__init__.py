@@ -6,6 +6,8 @@ from modelyard.core.clock import Clock
 from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
+from modelyard.store._budget_repo import BudgetRepository
+from modelyard.store._cost_repo import CostRepository
 from modelyard.store._data_repo import DataRepository
 from modelyard.store._deploy_repo import DeploymentChange, DeploymentRepository
 from modelyard.store._lineage_repo import LineageRepository
@@ -43,6 +45,8 @@ class MetadataStore:
         self.logged_models = LoggedModelRepository(sql)
         self.deployments = DeploymentRepository(sql)
         self.monitoring = MonitorRepository(sql)
+        self.cost = CostRepository(sql)
+        self.budgets = BudgetRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -614,3 +614,9 @@ class FeedbackBatchRow(Base):
     matched: Mapped[int] = mapped_column(BigInteger)
     digest: Mapped[str] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---- cost ledger (migration 0008) -----------------------------------------------------
+
+
+# ---- budgets and quotas (migration 0009) -----------------------------------------------

@@ -46,6 +46,13 @@ PrewarmOpt = Annotated[
     typer.Option("--prewarm/--no-prewarm", help="Keep a loaded standby process per revision."),
 ]
 TimeoutOpt = Annotated[float | None, typer.Option(min=0.001, help="Gateway timeout per request.")]
+CpuOpt = Annotated[
+    float | None, typer.Option(min=0.001, help="vCPU each replica requests (what it is billed).")
+]
+MemoryOpt = Annotated[
+    int | None, typer.Option("--memory-mb", min=1, help="Memory each replica requests, MB.")
+]
+GpuOpt = Annotated[float | None, typer.Option(min=0.0, help="GPUs each replica requests.")]
 
 
 def _project(ctx: typer.Context, project: str | None) -> str:
@@ -54,6 +61,21 @@ def _project(ctx: typer.Context, project: str | None) -> str:
 
 def _scaling(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _runtime(
+    client: ModelyardClient | None, project: str, name: str, **values: Any
+) -> dict[str, Any] | None:
+    """Runtime settings with the given requests (cpu, memory_mb, gpu); for an update, the
+    stable revision's other settings are kept (``client`` reads them)."""
+    given = _scaling(**values)
+    if not given:
+        return None
+    if client is None:
+        return given
+    dep = client.get_deployment(project, name)
+    stable = next((r for r in dep["revisions"] if r["number"] == dep["stable_revision"]), None)
+    return {**(stable["settings"] if stable is not None else {}), **given}
 
 
 def _wait_ready(
@@ -82,6 +104,9 @@ def create(
     policy: PolicyOpt = None,
     prewarm: PrewarmOpt = None,
     request_timeout_s: TimeoutOpt = None,
+    cpu: CpuOpt = None,
+    memory_mb: MemoryOpt = None,
+    gpu: GpuOpt = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until the first revision loaded (or failed).")
     ] = False,
@@ -95,8 +120,9 @@ def create(
         target_concurrency=target_concurrency, idle_grace_s=idle_grace_s, policy=policy,
         prewarm=prewarm, request_timeout_s=request_timeout_s,
     )  # fmt: skip
+    runtime = _runtime(None, proj, name, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
     with user_errors(), client_of(ctx) as client:
-        dep = client.create_deployment(proj, name, model, scaling=scaling)
+        dep = client.create_deployment(proj, name, model, scaling=scaling, runtime=runtime)
         if wait:
             dep = _wait_ready(client, proj, name, 1, 180.0)
     if as_json:
@@ -261,10 +287,14 @@ def update(
     policy: PolicyOpt = None,
     prewarm: PrewarmOpt = None,
     request_timeout_s: TimeoutOpt = None,
+    cpu: CpuOpt = None,
+    memory_mb: MemoryOpt = None,
+    gpu: GpuOpt = None,
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Roll out a new model version (canary or rolling) and/or change scaling settings."""
+    """Roll out a new model version (canary or rolling) and/or change scaling settings;
+    new requests (--cpu, --memory-mb, --gpu) roll out as a new revision."""
     if strategy not in ("canary", "rolling"):
         fail(f"--strategy must be canary or rolling, got {strategy!r}", 2)
     try:
@@ -277,16 +307,18 @@ def update(
         prewarm=prewarm, request_timeout_s=request_timeout_s,
     )  # fmt: skip
     with user_errors(), client_of(ctx) as client:
+        runtime = _runtime(client, _project(ctx, project), name, cpu=cpu, memory_mb=memory_mb,
+                           gpu=gpu)  # fmt: skip
         dep = client.update_deployment(
             _project(ctx, project), name, model=model, strategy=strategy, steps=step_list,
             step_interval_s=step_interval_s, max_error_rate=max_error_rate,
-            max_p99_ratio=max_p99_ratio, scaling=scaling,
+            max_p99_ratio=max_p99_ratio, scaling=scaling, runtime=runtime,
         )  # fmt: skip
     if as_json:
         print_json(dep)
         return
     ro = dep["rollout"]
-    if model is not None and ro is not None:
+    if (model is not None or runtime is not None) and ro is not None:
         console.print(f"{name}: {ro['strategy']} rollout of revision {ro['target']} started; "
                       f"follow it with `modelyard deploy events {name}`")  # fmt: skip
     else:

@@ -128,12 +128,14 @@ class RuntimeSettings:
     batching: bool = True
     cpu: float = 1.0
     memory_mb: int = 512
+    gpu: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.max_batch_size >= 1, "max_batch_size must be >= 1")
         _check(self.max_latency_ms >= 0, "max_latency_ms must be >= 0")
         _check(self.cpu > 0, "cpu must be > 0")
         _check(self.memory_mb > 0, "memory_mb must be > 0")
+        _check(self.gpu >= 0, "gpu must be >= 0")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -243,6 +245,7 @@ class Replica:
     ready_at_ms: int | None
     stopped_at_ms: int | None
     exit_reason: str
+    gpu: float = 0.0
 
     @property
     def active(self) -> bool:

@@ -29,6 +29,7 @@ from modelyard.autoscale import AnyPolicy, AutoscaleController, Observation
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.deployments import Deployment, EventDraft, Replica, Revision
 from modelyard.core.errors import ModelyardError
+from modelyard.cost._quota import ReplicaSize, cap_scale_up, quota_of, usage_of
 from modelyard.deploy._gateway_link import GatewayLink
 from modelyard.deploy._policy import deployment_policy
 from modelyard.deploy._processes import pid_alive, probe_ready, stop_replica
@@ -101,6 +102,7 @@ class DeploymentController:
         start_timeout_s: float = 120.0,
     ) -> None:
         self._repo = store.deployments
+        self._budgets = store.budgets
         self._factory = factory
         self._gateway = gateway
         self._clock = clock or SystemClock()
@@ -112,6 +114,7 @@ class DeploymentController:
         self._draining: dict[str, _Drain] = {}
         self._stopping: set[str] = set()
         self._quota_event_at: dict[tuple[int, int], float] = {}
+        self._quota_capped: dict[tuple[int, int, bool], tuple[int, int, str | None]] = {}
         self._shadow_reported: dict[tuple[int, int], tuple[float, dict[str, int]]] = {}
         self._wakes: set[tuple[str, int]] = set()
         self._wake_lock = threading.Lock()
@@ -577,6 +580,7 @@ class DeploymentController:
                                                rev.number, {"replica": s.id}))  # fmt: skip
                     standby.remove(s)
                     missing -= 1
+                missing = self._within_quota(dep, rev, want - missing, want, p)
                 for _ in range(missing):
                     if not self._launch(dep, rev, standby=False, p=p):
                         break
@@ -588,11 +592,41 @@ class DeploymentController:
                 and rev.state == "ready"
                 and (rev.weight > 0 or rev.shadow_percent > 0)
             )
-            if keep_standby and not standby:
+            if keep_standby and not standby and self._within_quota(dep, rev, 0, 1, p, standby=True):
                 self._launch(dep, rev, standby=True, p=p)
             elif not keep_standby:
                 for s in standby:
                     self._stop_async(s, "standby no longer needed")
+
+    def _within_quota(
+        self,
+        dep: Deployment,
+        rev: Revision,
+        current: int,
+        want: int,
+        p: _Pass,
+        *,
+        standby: bool = False,
+    ) -> int:
+        """How many of ``want - current`` new replicas the project's quota lets start
+        (:func:`cap_scale_up`); a ``quota`` event each time the cap changes."""
+        key = (dep.id, rev.number, standby)
+        record = self._budgets.quota(dep.project)
+        cap = None if record is None else cap_scale_up(
+            quota_of(record), usage_of(self._budgets.usage(dep.project)),
+            ReplicaSize.of(rev.settings), current=current, desired=want,
+        )  # fmt: skip
+        if cap is None or not cap.limited:
+            self._quota_capped.pop(key, None)
+            return want - current
+        seen = (cap.wanted, cap.replicas, cap.limit)
+        if self._quota_capped.get(key) != seen:
+            self._quota_capped[key] = seen
+            message = "standby not started: " + cap.message if standby else cap.message
+            p.events.append(EventDraft("quota", message, rev.number, {
+                "wanted": cap.wanted, "allowed": cap.replicas, "limit": cap.limit,
+                "standby": standby}))  # fmt: skip
+        return cap.replicas - current
 
     def _launch(self, dep: Deployment, rev: Revision, *, standby: bool, p: _Pass) -> bool:
         total = len(self._repo.replicas(active_only=True)) - len(self._stopping)
@@ -631,7 +665,7 @@ class DeploymentController:
             id=rid, deployment_id=dep.id, revision=rev.number, pid=pid, port=port,
             state="starting", mode=mode, standby=standby, cpu=rev.settings.cpu,
             memory_mb=rev.settings.memory_mb, started_at_ms=started_ms, ready_at_ms=None,
-            stopped_at_ms=None, exit_reason="",
+            stopped_at_ms=None, exit_reason="", gpu=rev.settings.gpu,
         ))  # fmt: skip
         self._starting = True
         p.events.append(EventDraft(

@@ -25,8 +25,9 @@ from modelyard.core.deployments import (
     validate_deployment_name,
 )
 from modelyard.core.entities import Role
-from modelyard.core.errors import Conflict, InvalidInput
+from modelyard.core.errors import Conflict, InvalidInput, QuotaExceeded
 from modelyard.core.models import ModelVersion
+from modelyard.cost._quota import ReplicaSize, check_deployment, quota_of, usage_of
 from modelyard.deploy._policy import deployment_policy
 from modelyard.lineage._graph import Edge, EdgeType, NodeKey, NodeKind
 from modelyard.registry._cache import parse_models_uri
@@ -131,11 +132,15 @@ class DeploymentService:
             InvalidInput: bad name, model URI or config; max above the global cap.
             NotFound: no such model version or alias.
             AlreadyExists: a deployment of that name exists.
+            QuotaExceeded: the project's quota cannot hold its first replicas (at least
+                one, to prove the model loads) or ever its ``max_replicas``.
         """
         caller.require(project, Role.EDITOR)
         validate_deployment_name(name)
         self._check_config(config)
         version = self._resolve(caller, project, model)
+        self._check_quota(project, name, config, settings or RuntimeSettings(),
+                          start=max(config.min_replicas, 1))  # fmt: skip
         draft = RevisionDraft(version.model, version.version, model,
                               settings or RuntimeSettings(), weight=100)  # fmt: skip
         dep = self._repo.create(
@@ -162,6 +167,9 @@ class DeploymentService:
         Raises:
             Conflict: a rollout is in progress.
             InvalidInput: nothing to change, or an invalid setting.
+            QuotaExceeded: the project's quota cannot hold the new minimum, the new
+                revision's first replica, or ever the new ``max_replicas`` (a ``quota``
+                event says so).
         """
         caller.require(project, Role.EDITOR)
         dep = self._repo.get(name, project)
@@ -207,6 +215,7 @@ class DeploymentService:
                 next_number, {"strategy": req.strategy, "steps": list(req.steps)},
             ))  # fmt: skip
         change.events = events
+        self._check_update_quota(dep, change)
         new, _ = self._repo.change(dep.id, change)
         if version is not None:
             self._link(project, name, version)
@@ -338,6 +347,51 @@ class DeploymentService:
                 f"min_replicas {config.min_replicas} exceeds MODELYARD_MAX_REPLICAS="
                 f"{self._max_total}"
             )
+
+    def _check_quota(
+        self,
+        project: str,
+        name: str,
+        config: ScalingConfig,
+        settings: RuntimeSettings,
+        *,
+        start: int,
+        max_replicas: int | None = None,
+        exclude: int | None = None,
+    ) -> None:
+        """Refuse what the project's quota cannot hold (see ``cost._quota``): ``start``
+        replicas now, ``max_replicas`` (the config's by default; 0: not checked) ever."""
+        record = self._store.budgets.quota(project)
+        if record is None:
+            return
+        others = usage_of(self._store.budgets.usage(project, exclude_deployment=exclude))
+        highest = config.max_replicas if max_replicas is None else max_replicas
+        check_deployment(quota_of(record), others, ReplicaSize.of(settings), project=project,
+                         deployment=name, max_replicas=highest,
+                         start_replicas=start)  # fmt: skip
+
+    def _check_update_quota(self, dep: Deployment, change: DeploymentChange) -> None:
+        """What an update asks for beyond what the deployment has: a higher minimum
+        (beside the project's other replicas), a higher maximum (within the whole
+        quota), a new revision's first replica (beside all of them). A lowered quota
+        therefore blocks no update that asks for nothing more. A refusal is recorded as
+        a ``quota`` event."""
+        stable = dep.revision(dep.stable_revision or 0)
+        old, config = dep.config, change.config or dep.config
+        try:
+            if change.config is not None:
+                settings = stable.settings if stable is not None else RuntimeSettings()
+                higher = config.max_replicas if config.max_replicas > old.max_replicas else 0
+                self._check_quota(dep.project, dep.name, config, settings, max_replicas=higher,
+                                  start=config.min_replicas
+                                  if config.min_replicas > old.min_replicas else 0,
+                                  exclude=dep.id)  # fmt: skip
+            if change.new_revision is not None:
+                self._check_quota(dep.project, dep.name, config, change.new_revision.settings,
+                                  max_replicas=0, start=1)  # fmt: skip
+        except QuotaExceeded as exc:
+            self._repo.add_events(dep.id, [EventDraft("quota", f"update refused: {exc.message}")])
+            raise
 
     def _resolve(self, caller: Principal, project: str, model: str) -> ModelVersion:
         name, ref = parse_models_uri(model)

@@ -2,8 +2,9 @@
 
 The gateway's counters only grow (a restart resets them to zero); a sample is the
 difference of two snapshots, summed over the deployment's revisions: requests per
-second, the share of 5xx answers, latency quantiles from the merged histogram, and the
-requests in flight and held now.
+second (and the exact count, ``requests``, the cost ledger sums), the share of 5xx
+answers, latency quantiles from the merged histogram, and the requests in flight and
+held now.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def live_values(
     """
     values: dict[str, float | None] = {
         "rps": None,
+        "requests": None,
         "p50_ms": None,
         "p90_ms": None,
         "p99_ms": None,
@@ -69,6 +71,7 @@ def live_values(
             merged = [a + b for a, b in zip(merged, counts, strict=True)]
     dt = cur.now_s - prev.now_s
     values["rps"] = completions / dt
+    values["requests"] = float(completions)
     if completions > 0:
         values["error_rate"] = min(1.0, max(0, errors) / completions)
         for name, q in (("p50_ms", 0.5), ("p90_ms", 0.9), ("p99_ms", 0.99)):

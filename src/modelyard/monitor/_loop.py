@@ -4,14 +4,17 @@ Every ``interval_s`` (10 s by default) it
 
 1. collects replicas' prediction-log spool files into segments (:mod:`._logstore`);
 2. samples each deployment's live metrics from the gateway's counters (:mod:`._live`)
-   and stores the sample;
+   and stores the sample; for the cost ledger, adds its exact request count to the
+   deployment's minute bucket and reads each local replica's CPU time and memory
+   (:mod:`modelyard.cost._usage`);
 3. recomputes drift for deployments whose ``drift_interval_s`` has passed and that
    logged enough rows;
 4. evaluates every alert rule on its metric's newest value (:func:`._alerting.step`,
    with the rule's hysteresis), stores the new state with the history lines explaining
    it, and hands firing/resolved transitions that no silence covers to the
    :class:`~._notify.Dispatcher` (webhook and registered action);
-5. keeps the prediction log within its retention, and live samples for 7 days.
+5. keeps the prediction log within its retention, live samples for 7 days, replica
+   usage for 8 days and traffic buckets for 400 days.
 
 A failure in one deployment's step is logged and recorded, never stops the loop or the
 server. Every notification attempt is written to the audit log and the alert history.
@@ -29,19 +32,21 @@ from pathlib import Path
 from typing import Any
 
 from modelyard.core.clock import Clock, SystemClock
-from modelyard.core.deployments import Deployment
+from modelyard.core.cost_facts import TrafficSample
+from modelyard.core.deployments import Deployment, Replica
 from modelyard.core.errors import ModelyardError
 from modelyard.core.monitoring import AlertRuleRecord, MonitorSample
+from modelyard.cost._usage import UsageSampler, traffic_sample
 from modelyard.deploy._signals import GatewaySnapshot
 from modelyard.monitor._alerting import AlertState, Silence, Transition, silenced, step
 from modelyard.monitor._live import live_values
 from modelyard.monitor._notify import (
-    CommandAction,
     DeliveryResult,
     Dispatcher,
     Notification,
     Notifier,
-    WebhookNotifier,
+    NotifierPool,
+    describe_attempt,
 )
 from modelyard.monitor._rules import AlertRule, parse_rule
 from modelyard.monitor._service import MonitorService
@@ -51,6 +56,8 @@ from modelyard.store import MetadataStore
 logger = logging.getLogger("modelyard.monitor")
 
 SAMPLE_RETENTION_S = 7 * 86400
+USAGE_RETENTION_S = 8 * 86400
+TRAFFIC_RETENTION_S = 400 * 86400
 RETENTION_EVERY_S = 300.0
 QUALITY_EVERY_S = 60.0
 SYSTEM_ACTOR = "system:monitor"
@@ -76,6 +83,7 @@ class MonitorLoop:
         clock: Wall-clock time for samples, rules and silences.
         interval_s: Time between passes.
         dispatcher: Delivers notifications; one with default retries when None.
+        usage: Reads replicas' CPU and memory (``/proc`` on Linux when None).
     """
 
     def __init__(
@@ -88,6 +96,7 @@ class MonitorLoop:
         clock: Clock | None = None,
         interval_s: float = 10.0,
         dispatcher: Dispatcher | None = None,
+        usage: UsageSampler | None = None,
     ) -> None:
         self._store = store
         self._repo = store.monitoring
@@ -99,8 +108,9 @@ class MonitorLoop:
         self._dispatcher = dispatcher or Dispatcher(self._delivered)
         self._own_dispatcher = dispatcher is None
         self._prev: GatewaySnapshot | None = None
+        self._usage = usage or UsageSampler()
         self._states: dict[int, _DeploymentState] = {}
-        self._notifiers: dict[tuple[str, ...], Notifier] = {}
+        self._targets = NotifierPool()
         self._rule_of: dict[str, tuple[int, int, str, str]] = {}
         self._last_retention_s = -1e18
         self._stop = threading.Event()
@@ -114,7 +124,9 @@ class MonitorLoop:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=30)
+            # A pass stops between deployments; one mid-drift is left to finish alone
+            # (a daemon thread) rather than hold up the server's shutdown.
+            self._thread.join(timeout=10)
             self._thread = None
         if self._own_dispatcher:
             self._dispatcher.close(timeout=5)
@@ -138,12 +150,14 @@ class MonitorLoop:
         deployments = self._store.deployments.list_all(include_deleting=False)
         snapshot = self._stats()
         samples = []
+        traffic: list[TrafficSample] = []
+        active: list[Replica] = []
         values_of: dict[int, dict[str, float | None]] = {}
         for dep in deployments:
             state = self._states.setdefault(dep.id, _DeploymentState())
-            replicas = len(
-                [r for r in self._store.deployments.replicas(dep.id) if r.state == "ready"]
-            )
+            dep_replicas = self._store.deployments.replicas(dep.id)
+            active.extend(dep_replicas)
+            replicas = len([r for r in dep_replicas if r.state == "ready"])
             values = live_values(
                 self._prev,
                 snapshot,
@@ -154,19 +168,22 @@ class MonitorLoop:
             values.update(self._quality(dep, state, now))
             values_of[dep.id] = values
             if snapshot is not None and self._prev is not None:
-                samples.append(
-                    MonitorSample(
-                        dep.id, int(now * 1000), snapshot.now_s - self._prev.now_s, values
-                    )
-                )
+                interval_s = snapshot.now_s - self._prev.now_s
+                samples.append(MonitorSample(dep.id, int(now * 1000), interval_s, values))
+                counted = traffic_sample(dep.id, int(now * 1000), interval_s, values)
+                if counted is not None:
+                    traffic.append(counted)
         if snapshot is not None:
             self._prev = snapshot
         self._repo.add_samples(samples)
+        self._record_cost(traffic, active, now)
         rules = self._repo.rules()
         by_deployment: dict[int, list[AlertRuleRecord]] = {}
         for record in rules:
             by_deployment.setdefault(record.deployment_id, []).append(record)
         for dep in deployments:
+            if self._stop.is_set():
+                return
             try:
                 self._drift_if_due(dep, now, by_deployment.get(dep.id, []))
                 self._evaluate(dep, now, values_of.get(dep.id, {}), by_deployment.get(dep.id, []))
@@ -175,6 +192,17 @@ class MonitorLoop:
         if now - self._last_retention_s >= RETENTION_EVERY_S:
             self._last_retention_s = now
             self._retention(deployments, now)
+
+    def _record_cost(
+        self, traffic: list[TrafficSample], replicas: list[Replica], now: float
+    ) -> None:
+        """The cost ledger's traffic buckets and replica usage (a failure is logged)."""
+        try:
+            self._store.cost.add_traffic(traffic)
+            usage = self._usage.sample(replicas, int(now * 1000), self._clock.monotonic())
+            self._store.cost.add_usage(usage)
+        except Exception:
+            logger.exception("recording traffic and replica usage failed")
 
     def _dropped(self, deployment_id: int, state: _DeploymentState) -> int | None:
         """Prediction-log rows dropped (by the byte budget) since the last pass."""
@@ -322,41 +350,15 @@ class MonitorLoop:
         try:
             if record.webhook_url:
                 secret = self._repo.webhook_secret(record.id)
-                targets.append(self._notifier(("webhook", record.webhook_url, secret)))
+                targets.append(self._targets.webhook(record.webhook_url, secret))
             if record.action:
-                action = self._repo.action(dep.project, record.action)
-                config = action.config
-                if action.kind == "command":
-                    key = ("command", *config["argv"], str(config.get("timeout_s", 300)))
-                else:
-                    key = (
-                        "webhook",
-                        config["url"],
-                        config["secret"],
-                        str(config.get("timeout_s", 5)),
-                    )
-                targets.append(self._notifier(key))
+                targets.append(self._targets.action(self._repo.action(dep.project, record.action)))
         except ModelyardError as exc:
             self._repo.add_event(
                 dep.id, record.id, "notify_failed", f"cannot notify: {exc.message}"
             )
         for target in targets:
             self._dispatcher.submit(target, notification)
-
-    def _notifier(self, key: tuple[str, ...]) -> Notifier:
-        """One notifier per target, so a target's notifications keep their order."""
-        found = self._notifiers.get(key)
-        if found is not None:
-            return found
-        notifier: Notifier
-        if key[0] == "webhook":
-            timeout = float(key[3]) if len(key) > 3 else 5.0
-            notifier = WebhookNotifier(key[1], key[2], min(timeout, 30.0))
-        else:
-            argv, timeout = list(key[1:-1]), float(key[-1])
-            notifier = CommandAction(argv, timeout, check_exists=False)
-        self._notifiers[key] = notifier
-        return notifier
 
     def _delivered(
         self,
@@ -372,12 +374,7 @@ class MonitorLoop:
         )
         outcome = "ok" if result.ok else "error"
         what = f"{notification.state} {notification.rule} -> {target.target}"
-        if result.ok:
-            message = f"delivered {what} (attempt {attempt})"
-        else:
-            message = f"attempt {attempt} failed: {what}: {result.error}"
-            if final:
-                message += " (giving up)"
+        message = describe_attempt(what, attempt, result, final)
         try:
             if dep_id:
                 self._repo.add_event(
@@ -424,3 +421,7 @@ class MonitorLoop:
             except Exception:
                 logger.exception("prediction-log retention of %s failed", dep.name)
         self._repo.prune_samples(int((now - SAMPLE_RETENTION_S) * 1000))
+        self._store.cost.prune(
+            usage_before_ms=int((now - USAGE_RETENTION_S) * 1000),
+            traffic_before_ms=int((now - TRAFFIC_RETENTION_S) * 1000),
+        )

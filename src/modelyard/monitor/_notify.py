@@ -2,7 +2,9 @@
 
 - :class:`Notification` is what receivers get: one firing or resolved transition of one
   deployment's rule, as JSON, with an ``id`` that stays the same over retries (and over
-  re-evaluations of the same transition), so receivers can drop duplicates.
+  re-evaluations of the same transition), so receivers can drop duplicates. Other events
+  (a budget threshold crossed) travel the same path with their own ``event`` name and
+  payload (``details``).
 - :class:`WebhookNotifier` POSTs it, signed with HMAC-SHA256 over ``"<timestamp>.<body>"``;
   receivers check the signature with :func:`verify_signature`.
 - :class:`CommandAction` runs a registered command (no shell) with the notification on
@@ -12,38 +14,38 @@
   notifications, and a ``resolved`` never overtakes its ``firing``), failures are retried
   with exponential backoff and jitter, and every attempt is reported to a callback (the
   server writes them to the audit log and the alert history).
+- :class:`NotifierPool` keeps one notifier per target for a loop's lifetime, built from
+  a webhook (URL and secret) or a registered action, so the monitor loop and the budget
+  loop reach receivers the same way.
+
+The payload types live in :mod:`._notification` and the targets in :mod:`._notifiers`;
+this module is the path's front door and re-exports them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import math
-import os
 import random
-import shlex
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
-from pathlib import Path
-from types import MappingProxyType
-from typing import IO, Any, Final, Literal, Protocol, TypeAlias
+from collections.abc import Callable
+from typing import TypeAlias
 
-import httpx
-
-from modelyard.core.clock import Clock, SystemClock, utc_datetime
 from modelyard.core.errors import InvalidInput
-from modelyard.monitor._alerting import Transition
-from modelyard.monitor._rules import format_number
+from modelyard.core.monitoring import ActionRecord
+from modelyard.monitor._notification import (
+    DeliveryResult,
+    Notification,
+    NotificationState,
+    Notifier,
+    _failure,
+    notification_id,
+    sign,
+    verify_signature,
+)
+from modelyard.monitor._notifiers import CommandAction, WebhookNotifier
 
 __all__ = [
     "CommandAction",
@@ -52,8 +54,10 @@ __all__ = [
     "Notification",
     "NotificationState",
     "Notifier",
+    "NotifierPool",
     "OnResult",
     "WebhookNotifier",
+    "describe_attempt",
     "notification_id",
     "sign",
     "verify_signature",
@@ -61,540 +65,68 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-NotificationState: TypeAlias = Literal["firing", "resolved"]
 
-#: Bytes of a webhook's response body or a command's output kept in a result.
-_OUTPUT_LIMIT: Final = 4096
-#: The longest per-attempt timeout a notifier accepts.
-_MAX_TIMEOUT_S: Final = 3600.0
+# --- one notifier per target ---------------------------------------------------------
 
 
-def notification_id(
-    project: str, deployment: str, rule: str, state: NotificationState, at_s: float
-) -> str:
-    """A stable id for one transition: the same inputs always give the same id.
+class NotifierPool:
+    """One notifier object per target, kept for a loop's lifetime.
 
-    Re-sending the same transition (a retry, or the server re-evaluating after a crash)
-    therefore carries the same ``X-Modelyard-Delivery``, and receivers can de-duplicate.
-    """
-    key = "\x00".join((project, deployment, rule, state, repr(float(at_s))))
-    return hashlib.sha256(key.encode()).hexdigest()[:32]
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One alert event for receivers.
-
-    Attributes:
-        id: unique per transition and stable over retries (see :func:`notification_id`).
-        deployment: the deployment's name.
-        project: the deployment's project.
-        rule: the rule's normalised text (``p99_ms > 50 for 2m``).
-        state: ``firing`` or ``resolved``.
-        value: the metric's value at the transition (None: no data or not finite).
-        threshold: the rule's threshold.
-        at: when it happened, epoch seconds.
-        summary: one human-readable line.
-        labels: extra key/value pairs (severity, team …), sorted by key.
-        since: when the condition started holding (firing) or the alert started firing
-            (resolved), epoch seconds; None if unknown.
+    The dispatcher keeps one ordered lane per target; building each target once (and
+    the same way for every loop that notifies) keeps a target's notifications in order.
+    Webhooks' per-attempt timeouts are capped at ``max_webhook_timeout_s``. Not
+    thread-safe: one loop thread uses a pool.
     """
 
-    id: str
-    deployment: str
-    project: str
-    rule: str
-    state: NotificationState
-    value: float | None
-    threshold: float
-    at: float
-    summary: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    since: float | None = None
+    def __init__(self, *, max_webhook_timeout_s: float = 30.0) -> None:
+        self._max_webhook_timeout_s = max_webhook_timeout_s
+        self._notifiers: dict[tuple[str, ...], Notifier] = {}
 
-    def __post_init__(self) -> None:
-        if not self.id:
-            raise InvalidInput("notification: id must not be empty")
-        if self.state not in ("firing", "resolved"):
-            raise InvalidInput(
-                f"notification: state must be firing or resolved, not {self.state!r}"
-            )
-        if not math.isfinite(self.at):
-            raise InvalidInput("notification: 'at' must be a finite time")
-        labels = {str(k): str(v) for k, v in sorted(self.labels.items())}
-        object.__setattr__(self, "labels", MappingProxyType(labels))
-
-    @classmethod
-    def from_transition(
-        cls,
-        transition: Transition,
-        *,
-        project: str,
-        deployment: str,
-        labels: Mapping[str, str] | None = None,
-    ) -> Notification:
-        """The notification of a firing or resolved :class:`Transition`.
+    def webhook(self, url: str, secret: str, timeout_s: float = 5.0) -> Notifier:
+        """The signed-webhook notifier of ``url``.
 
         Raises:
-            InvalidInput: the transition is not one receivers hear of (pending, inactive).
+            InvalidInput: a bad URL, an empty secret or a bad timeout.
         """
-        state = transition.to_state
-        if state not in ("firing", "resolved"):
-            raise InvalidInput(f"a transition to {state!r} is not notified")
-        value = _finite_or_none(transition.value)
-        shown = "no data" if value is None else format_number(value)
-        summary = (
-            f"[{state.upper()}] {project}/{deployment}: {transition.rule} "
-            f"(value {shown}, threshold {format_number(transition.threshold)})"
-        )
-        return cls(
-            id=notification_id(project, deployment, transition.rule, state, transition.at_s),
-            deployment=deployment,
-            project=project,
-            rule=transition.rule,
-            state=state,
-            value=value,
-            threshold=transition.threshold,
-            at=transition.at_s,
-            summary=summary,
-            labels=dict(labels or {}),
-            since=transition.since_s,
-        )
+        timeout = min(float(timeout_s), self._max_webhook_timeout_s)
+        key = ("webhook", url, secret, repr(timeout))
+        found = self._notifiers.get(key)
+        if found is None:
+            found = self._notifiers[key] = WebhookNotifier(url, secret, timeout)
+        return found
 
-    def to_json(self) -> dict[str, Any]:
-        """The webhook payload (also a command action's stdin), version 1."""
-        return {
-            "version": 1,
-            "event": "alert",
-            "id": self.id,
-            "project": self.project,
-            "deployment": self.deployment,
-            "rule": self.rule,
-            "state": self.state,
-            "value": _finite_or_none(self.value),
-            "threshold": self.threshold,
-            "at": self.at,
-            "at_iso": utc_datetime(self.at).isoformat(),
-            "since": self.since,
-            "summary": self.summary,
-            "labels": dict(self.labels),
-        }
-
-    def body(self) -> bytes:
-        """The exact bytes sent: compact UTF-8 JSON of :meth:`to_json`."""
-        return json.dumps(
-            self.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryResult:
-    """The outcome of one delivery attempt.
-
-    Attributes:
-        ok: delivered (a 2xx answer, or exit code 0).
-        code: the HTTP status or the command's exit code (negative: killed by that
-            signal); None if there was none (connection refused, timeout, not started).
-        error: what went wrong, None when ok.
-        duration_s: how long the attempt took.
-        retryable: whether another attempt may succeed (5xx, 408, 429, connection
-            errors and timeouts for webhooks).
-        output: the tail of the response body or of the command's output.
-        retry_after_s: the receiver's ``Retry-After``, if it sent one.
-    """
-
-    ok: bool
-    code: int | None
-    error: str | None
-    duration_s: float
-    retryable: bool = False
-    output: str = ""
-    retry_after_s: float | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict for the audit log."""
-        return {
-            "ok": self.ok,
-            "code": self.code,
-            "error": self.error,
-            "duration_s": self.duration_s,
-            "retryable": self.retryable,
-            "output": self.output,
-            "retry_after_s": self.retry_after_s,
-        }
-
-
-class Notifier(Protocol):
-    """Something that can deliver a notification: a webhook or a command action.
-
-    ``deliver`` must not raise for delivery failures (it returns a failed result), must
-    bound its own duration, and may be called from any thread.
-    """
-
-    @property
-    def target(self) -> str:
-        """A description for logs and the audit log, without secrets."""
-        ...
-
-    def deliver(self, notification: Notification) -> DeliveryResult:
-        """Make one attempt."""
-        ...
-
-
-# --- webhooks ------------------------------------------------------------------------
-
-
-def _secret_bytes(secret: str | bytes) -> bytes:
-    return secret.encode() if isinstance(secret, str) else bytes(secret)
-
-
-def sign(secret: str | bytes, timestamp: int | str, body: bytes) -> str:
-    """The ``X-Modelyard-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of
-    ``"<timestamp>.<body>"`` under ``secret``."""
-    message = str(timestamp).encode() + b"." + body
-    return "sha256=" + hmac.new(_secret_bytes(secret), message, hashlib.sha256).hexdigest()
-
-
-def verify_signature(
-    secret: str | bytes,
-    timestamp: int | str,
-    body: bytes,
-    header: str,
-    now_s: float,
-    tolerance_s: float = 300.0,
-) -> bool:
-    """Whether a webhook request really comes from modelyard and is fresh.
-
-    Args:
-        secret: the secret shared when the webhook was registered.
-        timestamp: the ``X-Modelyard-Timestamp`` header (unix seconds).
-        body: the raw request body, exactly as received.
-        header: the ``X-Modelyard-Signature`` header.
-        now_s: the receiver's current time, unix seconds.
-        tolerance_s: how far the timestamp may be from ``now_s`` (replay protection).
-
-    Returns:
-        True only if the timestamp is within ``tolerance_s`` of ``now_s`` and the
-        signature matches (compared in constant time).
-    """
-    try:
-        ts = int(str(timestamp).strip())
-    except ValueError:
-        return False
-    if not math.isfinite(now_s) or abs(now_s - ts) > tolerance_s:
-        return False
-    expected = sign(secret, ts, body)
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
-
-
-def _check_timeout(what: str, timeout_s: float) -> float:
-    if not (math.isfinite(timeout_s) and 0 < timeout_s <= _MAX_TIMEOUT_S):
-        raise InvalidInput(
-            f"{what} timeout must be between 0 and {_MAX_TIMEOUT_S:g} s, got {timeout_s!r}"
-        )
-    return float(timeout_s)
-
-
-def _check_url(url: str) -> httpx.URL:
-    if not isinstance(url, str) or not url or any(c.isspace() for c in url):
-        raise InvalidInput(f"webhook URL {url!r} is not a valid URL")
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError, ValueError) as exc:
-        raise InvalidInput(f"webhook URL '{url}' is not a valid URL: {exc}") from None
-    if parsed.scheme not in ("http", "https"):
-        raise InvalidInput(
-            f"webhook URL '{url}': only http and https URLs are allowed"
-            f" (got scheme '{parsed.scheme}')"
-        )
-    if not parsed.host:
-        raise InvalidInput(f"webhook URL '{url}' has no host")
-    if parsed.port is not None and not 0 < parsed.port < 65536:
-        raise InvalidInput(f"webhook URL '{url}' has an invalid port {parsed.port}")
-    return parsed
-
-
-def _redact(url: httpx.URL) -> str:
-    """The URL without user info, query or fragment (they may hold tokens)."""
-    port = f":{url.port}" if url.port is not None else ""
-    host = f"[{url.host}]" if ":" in url.host else url.host
-    return f"{url.scheme}://{host}{port}{url.path}"
-
-
-def _retry_after(value: str | None, now_s: float) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - now_s)
-
-
-class WebhookNotifier:
-    """POSTs notifications as signed JSON to an ``http``/``https`` URL.
-
-    Each attempt sends ``Content-Type: application/json``, ``X-Modelyard-Event: alert``,
-    ``X-Modelyard-Delivery: <notification id>``, ``X-Modelyard-Timestamp: <unix s>`` and
-    ``X-Modelyard-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">``.
-    Redirects are not followed. Connecting, sending and each wait for the answer are
-    bounded by ``timeout_s``, and at most ``timeout_s`` more is spent reading the
-    answer's body (of which 4 KiB are kept).
-
-    A 2xx answer is success; 5xx, 408, 429, connection errors and timeouts are
-    retryable failures; other answers are final failures.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        secret: str | bytes,
-        timeout_s: float = 5.0,
-        *,
-        clock: Clock | None = None,
-        trust_env: bool = True,
-    ) -> None:
-        """
-        Args:
-            url: where to POST; only ``http`` and ``https``.
-            secret: the HMAC key shared with the receiver; not empty.
-            timeout_s: bound on connecting, sending and each wait for the answer.
-            clock: where the timestamp comes from (the system clock by default).
-            trust_env: whether proxy settings from the environment apply.
+    def action(self, action: ActionRecord) -> Notifier:
+        """The notifier of a registered action: its command, or its signed webhook.
 
         Raises:
-            InvalidInput: a bad URL (named in the message), an empty secret, or a
-                timeout that is not a positive number of seconds.
+            InvalidInput: the action's stored configuration is not usable.
         """
-        self._url = _check_url(url)
-        self.url = str(url)
-        self._secret = _secret_bytes(secret)
-        if not self._secret:
-            raise InvalidInput("webhook secret must not be empty")
-        self.timeout_s = _check_timeout("webhook", timeout_s)
-        self._clock: Clock = clock if clock is not None else SystemClock()
-        self._trust_env = trust_env
-
-    @property
-    def target(self) -> str:
-        """``webhook <url>`` without credentials, query or fragment."""
-        return f"webhook {_redact(self._url)}"
-
-    def __repr__(self) -> str:
-        return f"WebhookNotifier({_redact(self._url)!r}, timeout_s={self.timeout_s:g})"
-
-    def headers(self, notification: Notification, timestamp: int, body: bytes) -> dict[str, str]:
-        """The headers of one attempt."""
-        return {
-            "Content-Type": "application/json",
-            "User-Agent": "modelyard-alerts/1",
-            "X-Modelyard-Event": "alert",
-            "X-Modelyard-Delivery": notification.id,
-            "X-Modelyard-Timestamp": str(timestamp),
-            "X-Modelyard-Signature": sign(self._secret, timestamp, body),
-        }
-
-    def deliver(self, notification: Notification) -> DeliveryResult:
-        """Make one POST; never raises for network or HTTP failures."""
-        body = notification.body()
-        now_s = self._clock.now()
-        timestamp = int(now_s)
-        headers = self.headers(notification, timestamp, body)
-        timeout = httpx.Timeout(self.timeout_s)
-        start = time.perf_counter()
+        config = action.config
         try:
-            with (
-                httpx.Client(
-                    timeout=timeout, follow_redirects=False, trust_env=self._trust_env
-                ) as client,
-                client.stream("POST", self._url, content=body, headers=headers) as response,
-            ):
-                output = self._read_some(response, start + 2 * self.timeout_s)
-                status = response.status_code
-                retry_after = _retry_after(response.headers.get("retry-after"), now_s)
-        except httpx.TimeoutException as exc:
-            return DeliveryResult(
-                ok=False,
-                code=None,
-                error=f"timed out after {self.timeout_s:g} s ({type(exc).__name__})",
-                duration_s=time.perf_counter() - start,
-                retryable=True,
-            )
-        except httpx.TransportError as exc:
-            return DeliveryResult(
-                ok=False,
-                code=None,
-                error=f"{type(exc).__name__}: {exc}",
-                duration_s=time.perf_counter() - start,
-                retryable=True,
-            )
-        except httpx.HTTPError as exc:
-            return DeliveryResult(
-                ok=False,
-                code=None,
-                error=f"{type(exc).__name__}: {exc}",
-                duration_s=time.perf_counter() - start,
-            )
-        duration = time.perf_counter() - start
-        if 200 <= status < 300:
-            return DeliveryResult(
-                ok=True, code=status, error=None, duration_s=duration, output=output
-            )
-        retryable = status >= 500 or status in (408, 429)
-        reason = "redirects are not followed" if 300 <= status < 400 else output[:200]
-        return DeliveryResult(
-            ok=False,
-            code=status,
-            error=f"HTTP {status}" + (f": {reason}" if reason else ""),
-            duration_s=duration,
-            retryable=retryable,
-            output=output,
-            retry_after_s=retry_after if retryable else None,
-        )
-
-    @staticmethod
-    def _read_some(response: httpx.Response, deadline: float) -> str:
-        kept = bytearray()
-        for chunk in response.iter_raw():
-            kept += chunk[: _OUTPUT_LIMIT - len(kept)]
-            if len(kept) >= _OUTPUT_LIMIT or time.perf_counter() > deadline:
-                break
-        return kept.decode("utf-8", errors="replace")
-
-
-# --- command actions ------------------------------------------------------------------
-
-
-class CommandAction:
-    """Runs a registered command when an alert fires or resolves: the closed loop.
-
-    The command runs without a shell, with the notification's JSON on stdin and in the
-    environment variable ``MODELYARD_ALERT`` (plus the server's environment and ``env``).
-    Exit code 0 is success; a non-zero exit, or running past ``timeout_s`` (the command
-    and everything in its process group is then killed), is a failure. The last 4 KiB of
-    its combined stdout and stderr are kept in the result.
-
-    Failures are not retried unless ``retry=True``: a command such as a retrain job is
-    usually not safe to run twice.
-    """
-
-    def __init__(
-        self,
-        argv: Sequence[str],
-        timeout_s: float = 300.0,
-        *,
-        env: Mapping[str, str] | None = None,
-        cwd: str | Path | None = None,
-        retry: bool = False,
-        check_exists: bool = True,
-    ) -> None:
-        """
-        Raises:
-            InvalidInput: an empty ``argv``, an argument that is not a string or holds a
-                NUL, a bad timeout, or (with ``check_exists``) a program that is not an
-                executable file or on ``PATH``.
-        """
-        if isinstance(argv, str | bytes) or not argv:
-            raise InvalidInput("action command must be a non-empty list of arguments")
-        for arg in argv:
-            if not isinstance(arg, str) or "\x00" in arg:
-                raise InvalidInput(f"action command argument {arg!r} must be a string without NUL")
-        self.argv: tuple[str, ...] = tuple(argv)
-        self.timeout_s = _check_timeout("action", timeout_s)
-        self.env: Mapping[str, str] = MappingProxyType(dict(env or {}))
-        self.cwd = None if cwd is None else Path(cwd)
-        self.retry = retry
-        if check_exists and shutil.which(self.argv[0]) is None:
-            raise InvalidInput(
-                f"action command '{self.argv[0]}' is not an executable file or on PATH"
-            )
-
-    @property
-    def target(self) -> str:
-        """``command <argv>``, shell-quoted."""
-        return f"command {shlex.join(self.argv)}"
-
-    def __repr__(self) -> str:
-        return f"CommandAction({list(self.argv)!r}, timeout_s={self.timeout_s:g})"
-
-    def deliver(self, notification: Notification) -> DeliveryResult:
-        """Run the command once; never raises for a failing or missing command."""
-        payload = notification.body()
-        env = {**os.environ, **self.env, "MODELYARD_ALERT": payload.decode()}
-        start = time.perf_counter()
-        with tempfile.TemporaryFile() as out:
-            try:
-                proc = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.PIPE,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.cwd,
-                    start_new_session=True,
+            if action.kind == "webhook":
+                return self.webhook(
+                    str(config["url"]), str(config["secret"]), float(config.get("timeout_s", 5))
                 )
-            except OSError as exc:
-                return DeliveryResult(
-                    ok=False,
-                    code=None,
-                    error=f"cannot run '{self.argv[0]}': {exc.strerror or exc}",
-                    duration_s=time.perf_counter() - start,
-                )
-            timed_out = False
-            try:
-                proc.communicate(payload, timeout=self.timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                _kill_group(proc)
-                proc.wait()
-            duration = time.perf_counter() - start
-            output = _tail(out)
-        code = proc.returncode
-        if timed_out:
-            return DeliveryResult(
-                ok=False,
-                code=code,
-                error=f"timed out after {self.timeout_s:g} s; killed",
-                duration_s=duration,
-                retryable=self.retry,
-                output=output,
-            )
-        if code != 0:
-            return DeliveryResult(
-                ok=False,
-                code=code,
-                error=f"exit code {code}",
-                duration_s=duration,
-                retryable=self.retry,
-                output=output,
-            )
-        return DeliveryResult(ok=True, code=0, error=None, duration_s=duration, output=output)
+            if action.kind == "command":
+                argv = tuple(str(a) for a in config["argv"])
+                timeout = float(config.get("timeout_s", 300))
+            else:
+                raise InvalidInput(f"action {action.name!r} has an unknown kind {action.kind!r}")
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"action {action.name!r} is misconfigured: {exc}") from None
+        key = ("command", *argv, repr(timeout))
+        found = self._notifiers.get(key)
+        if found is None:
+            found = self._notifiers[key] = CommandAction(argv, timeout, check_exists=False)
+        return found
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    killpg = getattr(os, "killpg", None)
-    try:
-        if killpg is not None:
-            killpg(proc.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
-        else:  # pragma: no cover - Windows
-            proc.kill()
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-
-
-def _tail(out: IO[bytes]) -> str:
-    size = out.seek(0, os.SEEK_END)
-    out.seek(max(0, size - _OUTPUT_LIMIT))
-    return out.read().decode("utf-8", errors="replace")
+def describe_attempt(what: str, attempt: int, result: DeliveryResult, final: bool) -> str:
+    """One history line for a delivery attempt of ``what`` (``firing p99_ms > 50 -> …``)."""
+    if result.ok:
+        return f"delivered {what} (attempt {attempt})"
+    message = f"attempt {attempt} failed: {what}: {result.error}"
+    return message + " (giving up)" if final else message
 
 
 # --- the dispatcher ------------------------------------------------------------------
@@ -873,7 +405,3 @@ class Dispatcher:
             self._on_result(target, notification, attempt, result, final)
         except Exception:
             _log.exception("alert on_result callback raised")
-
-
-def _failure(reason: str, duration_s: float = 0.0) -> DeliveryResult:
-    return DeliveryResult(ok=False, code=None, error=reason, duration_s=duration_s)

@@ -17,6 +17,9 @@ from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.entities import IssuedToken
+from modelyard.cost import catalog_path, load_catalog
+from modelyard.cost._budget_service import BudgetService
+from modelyard.cost._service import CostService
 from modelyard.data._service import DataService
 from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
@@ -90,12 +93,15 @@ def build_context(
     workers (None for a single process).
     """
     clock = clock or SystemClock()
+    # A bad price file stops the start here, naming its file and line, before any I/O.
+    catalog = load_catalog(catalog_path(settings.home, settings.prices))
     store = store or open_store(settings.store_uri, clock)
     store.migrate()
     blobs = blobs or create_blob_store(settings.artifact_uri, fsync=settings.blob_fsync)
     registry = RegistryService(store.registry, store.tracking, store.artifacts, blobs)
     metrics_registry = CollectorRegistry()
     metrics_registry.register(MonitorCollector(store))
+    cost = CostService(store, catalog, clock)
     return AppContext(
         settings=settings,
         clock=clock,
@@ -115,6 +121,14 @@ def build_context(
             max_total_replicas=settings.replica_limit,
         ),
         monitoring=MonitorService(store, blobs, settings.home, clock),
+        cost=cost,
+        budgets=BudgetService(
+            store,
+            clock,
+            spend=cost.project_spend,
+            currency=cost.currency,
+            interval_s=settings.budget_interval_s,
+        ),
     )
 
 

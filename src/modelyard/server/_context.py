@@ -12,6 +12,8 @@ from modelyard.artifacts import BlobStore
 from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
+from modelyard.cost._budget_service import BudgetService
+from modelyard.cost._service import CostService
 from modelyard.data._service import DataService
 from modelyard.deploy._service import DeploymentService
 from modelyard.lineage._service import LineageService
@@ -35,6 +37,8 @@ class AppContext:
     lineage: LineageService
     deployments: DeploymentService
     monitoring: MonitorService
+    cost: CostService
+    budgets: BudgetService
     metrics_dir: Path | None = None
 
 

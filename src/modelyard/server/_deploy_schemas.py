@@ -43,6 +43,7 @@ class RuntimeIn(Input):
     batching: bool = True
     cpu: float = Field(default=1.0, gt=0, le=1024)
     memory_mb: int = Field(default=512, gt=0)
+    gpu: float = Field(default=0.0, ge=0, le=64)
 
     def settings(self) -> RuntimeSettings:
         return RuntimeSettings(**self.model_dump())
@@ -106,6 +107,7 @@ class ReplicaOut(BaseModel):
     standby: bool
     cpu: float
     memory_mb: int
+    gpu: float
     started_at_ms: int
     ready_at_ms: int | None
     stopped_at_ms: int | None

@@ -23,6 +23,7 @@ from modelyard.net import is_loopback, listen_socket
 from modelyard.server._app import bootstrap_platform, build_context, create_app
 
 if TYPE_CHECKING:
+    from modelyard.cost._budget_loop import BudgetLoop
     from modelyard.deploy._runtime import LocalDeployments
     from modelyard.monitor._loop import MonitorLoop
 
@@ -137,8 +138,8 @@ def _stopped(signum: int, _frame: FrameType | None) -> None:
 
 
 def _start_deployments(settings: Settings) -> _Background:
-    """The gateway, replica zygote and controller, and the monitor loop beside them: one
-    set per server, in this process."""
+    """The gateway, replica zygote and controller, and the monitor and budget loops beside
+    them: one set per server, in this process."""
     from modelyard.deploy._runtime import LocalDeployments
 
     deployments = LocalDeployments(settings)
@@ -148,7 +149,13 @@ def _start_deployments(settings: Settings) -> _Background:
     except Exception:
         deployments.stop()
         raise
-    return _Background(deployments, monitor)
+    try:
+        budgets = _start_budgets(settings)
+    except Exception:
+        monitor.stop()
+        deployments.stop()
+        raise
+    return _Background(deployments, monitor, budgets)
 
 
 def _start_monitor(settings: Settings, deployments: LocalDeployments) -> MonitorLoop:
@@ -174,12 +181,32 @@ def _start_monitor(settings: Settings, deployments: LocalDeployments) -> Monitor
     return loop
 
 
+def _start_budgets(settings: Settings) -> BudgetLoop:
+    """The budget loop, on its own store connection and ledger (the price catalog is
+    read here as the API's is: a bad price file stops the start, naming its line)."""
+    from modelyard.core.clock import SystemClock
+    from modelyard.cost import catalog_path, load_catalog
+    from modelyard.cost._budget_loop import BudgetLoop
+    from modelyard.cost._service import CostService
+    from modelyard.store import open_store
+
+    clock = SystemClock()
+    store = open_store(settings.store_uri, clock)
+    catalog = load_catalog(catalog_path(settings.home, settings.prices))
+    cost = CostService(store, catalog, clock)
+    loop = BudgetLoop(store, cost.project_spend, clock=clock, interval_s=settings.budget_interval_s)
+    loop.start()
+    return loop
+
+
 @dataclass
 class _Background:
     deployments: LocalDeployments
     monitor: MonitorLoop
+    budgets: BudgetLoop
 
     def stop(self) -> None:
+        self.budgets.stop()
         self.monitor.stop()
         self.deployments.stop()
 

@@ -268,6 +268,7 @@ class DeploymentRepository:
                     standby=replica.standby,
                     cpu=replica.cpu,
                     memory_mb=replica.memory_mb,
+                    gpu=replica.gpu,
                     started_at_ms=replica.started_at_ms,
                     ready_at_ms=replica.ready_at_ms,
                     stopped_at_ms=replica.stopped_at_ms,
@@ -441,4 +442,5 @@ def _replica(r: DeploymentReplicaRow) -> Replica:
         ready_at_ms=r.ready_at_ms,
         stopped_at_ms=r.stopped_at_ms,
         exit_reason=r.exit_reason,
+        gpu=r.gpu,
     )

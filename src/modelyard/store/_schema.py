@@ -441,7 +441,8 @@ class DeploymentRevisionRow(Base):
 
 
 class DeploymentReplicaRow(Base):
-    """A replica process: where it runs, its state, and what it cost (start/stop, cpu, memory)."""
+    """A replica process: where it runs, its state, and what it cost (start/stop, cpu, memory,
+    gpu)."""
 
     __tablename__ = "deployment_replicas"
     __table_args__ = (Index("ix_deployment_replicas_dep_state", "deployment_id", "state"),)
@@ -456,6 +457,7 @@ class DeploymentReplicaRow(Base):
     standby: Mapped[bool] = mapped_column(Boolean, default=False)
     cpu: Mapped[float] = mapped_column(Double)
     memory_mb: Mapped[int] = mapped_column(Integer)
+    gpu: Mapped[float] = mapped_column(Double, default=0.0, server_default=text("0"))
     started_at_ms: Mapped[int] = mapped_column(BigInteger)
     ready_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     stopped_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -619,4 +621,145 @@ class FeedbackBatchRow(Base):
 # ---- cost ledger (migration 0008) -----------------------------------------------------
 
 
+class ProjectTagRow(Base):
+    """A cost-allocation tag of a project (``team=risk``); deployments and runs inherit it."""
+
+    __tablename__ = "project_tags"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class DeploymentTagRow(Base):
+    """A cost-allocation tag of a deployment; it wins over the project's tag of that key."""
+
+    __tablename__ = "deployment_tags"
+
+    deployment_id: Mapped[int] = mapped_column(
+        _BIGINT_PK, ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256))
+
+
+class DeploymentTrafficRow(Base):
+    """Requests a deployment answered, and its ready-replica time, per minute bucket.
+
+    Written by the monitor loop from each sample (a sample counts in the bucket its start
+    falls in); kept far longer than the samples, so a past period's requests and idle
+    share can be recomputed.
+    """
+
+    __tablename__ = "deployment_traffic"
+
+    deployment_id: Mapped[int] = mapped_column(
+        _BIGINT_PK, ForeignKey("deployments.id", ondelete="CASCADE"), primary_key=True
+    )
+    bucket_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    sampled_s: Mapped[float] = mapped_column(Double)
+    replica_s: Mapped[float] = mapped_column(Double)
+    idle_replica_s: Mapped[float] = mapped_column(Double)
+
+
+class ReplicaUsageRow(Base):
+    """A replica's measured CPU (cores) and resident memory over one monitor interval."""
+
+    __tablename__ = "replica_usage"
+    __table_args__ = (
+        Index("ix_replica_usage_dep_time", "deployment_id", "time_ms"),
+        Index("ix_replica_usage_time", "time_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = _deployment_fk()
+    replica_id: Mapped[str] = mapped_column(String(32))
+    revision: Mapped[int] = mapped_column(Integer)
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    interval_s: Mapped[float] = mapped_column(Double)
+    cpu_cores: Mapped[float] = mapped_column(Double)
+    rss_mb: Mapped[float] = mapped_column(Double)
+
+
 # ---- budgets and quotas (migration 0009) -----------------------------------------------
+
+
+class BudgetRow(Base):
+    """A project's monthly budget; ``webhook_secret`` signs its notifications (shown once).
+
+    ``state_json`` is the evaluation state (``cost._budget.BudgetState``); ``last_json``
+    the newest evaluation (spend, forecast) as ``budget ls`` shows it.
+    """
+
+    __tablename__ = "budgets"
+    __table_args__ = (UniqueConstraint("project_id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    monthly_amount: Mapped[float] = mapped_column(Double)
+    currency: Mapped[str] = mapped_column(String(3))
+    thresholds_json: Mapped[str] = mapped_column(Text)
+    webhook_url: Mapped[str] = mapped_column(Text)
+    webhook_secret: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    state_json: Mapped[str] = mapped_column(Text)
+    last_json: Mapped[str] = mapped_column(Text)
+    evaluated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class BudgetEventRow(Base):
+    """A line of a project's budget history: settings, crossings, delivery attempts."""
+
+    __tablename__ = "budget_events"
+    __table_args__ = (Index("ix_budget_events_project_id", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    message: Mapped[str] = mapped_column(Text)
+    data_json: Mapped[str] = mapped_column(Text)
+
+
+class BudgetNotificationRow(Base):
+    """A budget notification to one target (the outbox): written in the same transaction
+    as the crossing that causes it, marked when its delivery ends, so a crash in between
+    neither loses it nor sends it under another id."""
+
+    __tablename__ = "budget_notifications"
+    __table_args__ = (
+        UniqueConstraint("notification_id", "target"),
+        Index("ix_budget_notifications_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    budget_id: Mapped[int] = mapped_column(_BIGINT_PK, ForeignKey("budgets.id", ondelete="CASCADE"))
+    notification_id: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    payload_json: Mapped[str] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class ProjectQuotaRow(Base):
+    """A project's limits on active replicas and what they request (NULL: no limit)."""
+
+    __tablename__ = "project_quotas"
+
+    project_id: Mapped[str] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    max_replicas: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_cpu: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max_memory_gb: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max_gpu: Mapped[float | None] = mapped_column(Double, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at_ms: Mapped[int] = mapped_column(BigInteger)

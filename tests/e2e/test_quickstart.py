@@ -174,8 +174,11 @@ def test_ctrl_c_during_traffic_stops_server_gateway_and_replicas(tmp_path: Path)
     home, uri = tmp_path / "home", f"http://127.0.0.1:{free_port()}"
     command = [sys.executable, "-m", "modelyard.quickstart", "--traffic-scale", "3"]
     with (tmp_path / "out.log").open("wb") as log:
+        # SIGINT as a terminal sends it: a test run started in the background (a shell's
+        # `cmd &`) has SIGINT ignored, children inherit that, and Python then never
+        # raises KeyboardInterrupt.
         proc = subprocess.Popen(command, env=quickstart_env(home, uri), stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
+                                stderr=subprocess.STDOUT, preexec_fn=_default_sigint)  # fmt: skip
     try:
         dep = wait_for_traffic(home, uri, proc)
         proc.send_signal(signal.SIGINT)
@@ -184,6 +187,7 @@ def test_ctrl_c_during_traffic_stops_server_gateway_and_replicas(tmp_path: Path)
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+            _stop_processes_of(home)  # the server it started outlives a SIGKILL
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{uri}/health", timeout=2)
     with pytest.raises(httpx.TransportError):
@@ -191,6 +195,27 @@ def test_ctrl_c_during_traffic_stops_server_gateway_and_replicas(tmp_path: Path)
     pids = [r["pid"] for r in dep["replicas"]]
     assert pids
     assert not [pid for pid in pids if pid_alive(pid)]
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop_processes_of(home: Path) -> None:
+    """SIGTERM the servers this test's quickstart started (they have its MODELYARD_HOME)."""
+    marker = f"MODELYARD_HOME={home}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cmdline = (entry / "cmdline").read_bytes()
+            if (
+                marker in environ
+                and b"modelyard" in cmdline
+                and b" server" in cmdline.replace(b"\0", b" ")
+            ):
+                os.kill(int(entry.name), signal.SIGTERM)
 
 
 def wait_for_traffic(home: Path, uri: str, proc: subprocess.Popen[bytes]) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -52,14 +53,21 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=20, help="seconds per level")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--levels", default="1,64", help="concurrency levels")
+    parser.add_argument("--modes", default=",".join(MODES), help="off,default,unlimited")
     args = parser.parse_args()
     levels = [int(c) for c in args.levels.split(",")]
+    modes = {m: MODES[m] for m in args.modes.split(",")}
+    if "off" not in modes:
+        parser.error("--modes must include off (the baseline)")
     work = Path(tempfile.mkdtemp(prefix="modelyard-bench-log-"))
-    runs: dict[str, list[dict[str, dict[str, float]]]] = {m: [] for m in MODES}
-    logged: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
+    runs: dict[str, list[dict[str, dict[str, float]]]] = {m: [] for m in modes}
+    logged: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     try:
         for round_ in range(args.rounds):
-            for mode, extra in MODES.items():
+            # Odd rounds run the modes in reverse, so a drift of the machine over a round
+            # does not always favour the same mode.
+            order = list(modes.items())
+            for mode, extra in order if round_ % 2 == 0 else order[::-1]:
                 spool = work / f"spool-{mode}-{round_}"
                 port = _free_port()
                 flags = [a.replace("{spool}", str(spool)) for a in extra]
@@ -105,6 +113,7 @@ def main() -> None:
         "duration_s": args.duration,
         "rounds": args.rounds,
         "median": summary,
+        "paired_cpu_ratio": paired(runs, levels),
         "runs": runs,
         "log": logged,
     }
@@ -112,6 +121,30 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2))
     print(table(summary, levels, logged))
+    for mode, by_level in paired(runs, levels).items():
+        for c, stats in by_level.items():
+            print(
+                f"{mode} vs off, c={c}: CPU/request ratio per round {stats['ratios']}, "
+                f"median {stats['median']:.3f}"
+            )
+
+
+def paired(
+    runs: dict[str, list[dict[str, dict[str, float]]]], levels: list[int]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Each mode's CPU per request over logging-off's in the same round, and the median."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode, mode_runs in runs.items():
+        if mode == "off":
+            continue
+        out[mode] = {}
+        for c in levels:
+            ratios = [
+                round(r[str(c)]["cpu_us"] / o[str(c)]["cpu_us"], 4)
+                for r, o in zip(mode_runs, runs["off"], strict=True)
+            ]
+            out[mode][str(c)] = {"ratios": ratios, "median": statistics.median(ratios)}
+    return out
 
 
 def _log_counts(port: int) -> dict[str, float]:

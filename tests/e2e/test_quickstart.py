@@ -101,6 +101,11 @@ def check_walk(client: ModelyardClient, result: dict[str, Any], n: int, after_ev
     assert result["traffic"]["max_replicas_seen"] >= 2
 
     # Step 6: shifted traffic made the drift alert fire, through the server's monitor loop.
+    cost = result["cost"]  # replicas ran and answered, so the ledger bills them
+    assert cost["currency"] == "USD"
+    assert cost["cost"] > 0
+    assert cost["replica_hours"] > 0
+    assert cost["requests"] > 0
     monitoring = result["monitoring"]
     assert monitoring["fired"] is True
     assert monitoring["drift_share"] > 0.3
@@ -153,7 +158,7 @@ def test_a_rejected_token_fails_step_1_with_a_clear_message(
     env = quickstart_env(tmp_path / "other-home", server.uri, MODELYARD_TOKEN="myt_x_bogus")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/7 (server) failed: the server at" in proc.stderr
+    assert "step 1/8 (server) failed: the server at" in proc.stderr
     assert "rejected the credentials" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
@@ -163,7 +168,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
     env = quickstart_env(tmp_path / "home", uri, MODELYARD_PROJECT="no-such-project")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/7 (server) failed: project 'no-such-project' does not exist" in proc.stderr
+    assert "step 1/8 (server) failed: project 'no-such-project' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (tmp_path / "home" / "logs" / "quickstart-server.log").exists()  # it did start one
     with pytest.raises(httpx.TransportError):

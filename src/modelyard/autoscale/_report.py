@@ -145,10 +145,24 @@ def table_rows(summaries: Mapping[str, PolicySummary]) -> list[list[str]]:
     return rows
 
 
-def markdown_table(summaries: Mapping[str, PolicySummary]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADERS) + " |", "|" + "---|" * len(TABLE_HEADERS)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(summaries)]
+def markdown_grid(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def report_head(
+    title: str, settings: Mapping[str, object], requests: int, duration_s: float
+) -> list[str]:
+    """The first lines of a replay's Markdown report: title, settings, the trace."""
+    parts = [f"# {title}", "", "## Settings", ""]
+    parts += [f"- `{key}`: {value}" for key, value in settings.items()]
+    return [*parts, "", f"Trace: {requests:,} requests over {duration_s:,.1f} s.", ""]
+
+
+def markdown_table(summaries: Mapping[str, PolicySummary]) -> str:
+    return markdown_grid(TABLE_HEADERS, table_rows(summaries))
 
 
 def markdown_report(
@@ -159,9 +173,7 @@ def markdown_report(
     plot_name: str | None = None,
 ) -> str:
     """A Markdown page: settings, the trace, the table, and the plot if there is one."""
-    parts = ["# Autoscaling simulation", "", "## Settings", ""]
-    parts += [f"- `{key}`: {value}" for key, value in settings.items()]
-    parts += ["", f"Trace: {requests:,} requests over {duration_s:,.1f} s.", ""]
+    parts = report_head("Autoscaling simulation", settings, requests, duration_s)
     parts += ["## Results", "", markdown_table(summaries), ""]
     if plot_name:
         parts += [f"![arrivals, replicas and p99 latency over time]({plot_name})", ""]

@@ -25,11 +25,13 @@ class Trace:
         arrival_s: arrival times, ascending, the first at 0.
         service_s: per-request service times from the trace (same order), or ``None``.
         source: where it came from, for reports.
+        notes: what the loader changed and a user should know (rows it sorted).
     """
 
     arrival_s: FloatArray
     service_s: FloatArray | None
     source: str
+    notes: tuple[str, ...] = ()
 
     @property
     def requests(self) -> int:
@@ -46,15 +48,26 @@ class Trace:
         """
         if not (time_scale > 0 and math.isfinite(time_scale)):
             raise InvalidInput(f"--time-scale must be a positive number, got {time_scale}")
-        return Trace(self.arrival_s / time_scale, self.service_s, self.source)
+        return Trace(self.arrival_s / time_scale, self.service_s, self.source, self.notes)
 
 
-def _parse_time(text: str, where: str) -> float:
+def _parse_time(text: str, where: str, column: str) -> tuple[float, bool]:
+    """Seconds since the epoch (or a relative number of seconds), and whether the cell
+    was a plain number (rather than an ISO 8601 date)."""
     value = text.strip()
+    if not value:
+        raise InvalidInput(
+            f"{where}: empty timestamp in column {column!r} "
+            "(a gap in the trace: fill it in or delete the row)"
+        )
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(number):
+            raise InvalidInput(f"{where}: timestamp {value!r} is not a finite number")
+        return number, True
     try:
         stamp = datetime.fromisoformat(value)
     except ValueError:
@@ -63,7 +76,7 @@ def _parse_time(text: str, where: str) -> float:
         ) from None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=UTC)
-    return stamp.timestamp()
+    return stamp.timestamp(), False
 
 
 def _open_lines(path: Path) -> list[str]:
@@ -83,14 +96,20 @@ def load_timestamps(
 ) -> Trace:
     """One CSV row per request.
 
+    Rows out of time order are sorted (logs merged from several servers often are);
+    the trace's ``notes`` say how many and where the first was. Blank lines at the end
+    are ignored.
+
     Args:
         path: the CSV file, with a header row.
         time_column: column holding the arrival time (ISO 8601, naive = UTC, or epoch s).
         service_time_column: optional column with the service time in seconds.
 
     Raises:
-        InvalidInput: empty file, missing column, unparseable or negative values; the
-            message names the line.
+        InvalidInput: empty file, missing column, a row with the wrong number of cells,
+            an empty, unparseable or non-finite timestamp, epoch numbers mixed with
+            dates, a blank line between requests (a gap), an empty, negative or
+            non-numeric service time; the message names the file and line.
     """
     reader = csv.reader(_open_lines(path))
     header = [h.strip() for h in next(reader)]
@@ -104,25 +123,65 @@ def load_timestamps(
     s_index = columns[service_time_column] if service_time_column is not None else None
     times: list[float] = []
     services: list[float] = []
+    lines: list[int] = []
+    blank_at: int | None = None
+    first_kind: tuple[bool, int] | None = None  # (a plain number?, its line)
     for row in reader:
-        if not row or all(not cell.strip() for cell in row):
+        if not row or (len(row) == 1 and not row[0].strip()):
+            if times and blank_at is None:
+                blank_at = reader.line_num
             continue
+        if blank_at is not None:
+            raise InvalidInput(
+                f"{path}: line {blank_at}: blank line between requests (a gap in the "
+                "trace): delete it or fill in the missing rows"
+            )
         where = f"{path}: line {reader.line_num}"
-        if len(row) <= max(t_index, s_index or 0):
-            raise InvalidInput(f"{where}: expected {len(header)} columns, got {len(row)}")
-        times.append(_parse_time(row[t_index], where))
+        _check_width(row, len(header), where)
+        stamp, is_number = _parse_time(row[t_index], where, time_column)
+        if first_kind is None:
+            first_kind = (is_number, reader.line_num)
+        elif is_number != first_kind[0]:
+            kinds = ("a number", "an ISO 8601 date")
+            raise InvalidInput(
+                f"{where}: timestamp {row[t_index].strip()!r} is {kinds[not is_number]} but "
+                f"line {first_kind[1]} has {kinds[is_number]}; use one kind throughout"
+            )
+        times.append(stamp)
+        lines.append(reader.line_num)
         if s_index is not None:
-            services.append(_parse_service(row[s_index], where))
+            services.append(_parse_service(row[s_index], where, service_time_column or ""))
     if not times:
         raise InvalidInput(f"{path}: line 2: the trace has a header but no requests")
     arrival = np.asarray(times, dtype=np.float64)
+    notes: tuple[str, ...] = ()
+    backwards = np.flatnonzero(np.diff(arrival) < 0)
+    if backwards.size:
+        rows = f"{backwards.size:,} rows go" if backwards.size > 1 else "1 row goes"
+        notes = (
+            f"{path}: {rows} back in time (the first at line {lines[int(backwards[0]) + 1]}); "
+            "requests are replayed in arrival order",
+        )
     order = np.argsort(arrival, kind="stable")
     arrival = arrival[order] - arrival[order[0]]
     service = np.asarray(services, dtype=np.float64)[order] if s_index is not None else None
-    return Trace(arrival, service, str(path))
+    return Trace(arrival, service, str(path), notes)
 
 
-def _parse_service(text: str, where: str) -> float:
+def _check_width(row: list[str], width: int, where: str) -> None:
+    """A row has the header's number of cells (extra empty cells, as spreadsheets write
+    them, are allowed)."""
+    if len(row) == width or (len(row) > width and not any(c.strip() for c in row[width:])):
+        return
+    raise InvalidInput(f"{where}: expected {width} columns, got {len(row)}")
+
+
+def _parse_service(text: str, where: str, column: str) -> float:
+    if not text.strip():
+        raise InvalidInput(
+            f"{where}: empty service time in column {column!r} "
+            "(a gap in the trace: fill it in or delete the row)"
+        )
     try:
         value = float(text)
     except ValueError:
@@ -139,13 +198,25 @@ def load_counts(path: Path, *, interval_s: float, seed: int = 0) -> Trace:
     replay is deterministic).
 
     Raises:
-        InvalidInput: empty file, a count that is negative or not an integer (with its line).
+        InvalidInput: empty file, a count that is negative or not an integer, a blank line
+            between counts (a missing interval); the message names the line.
     """
     if not (interval_s > 0 and math.isfinite(interval_s)):
         raise InvalidInput(f"--interval-s must be a positive number, got {interval_s}")
     counts: list[int] = []
+    blank_at: int | None = None
     for number, line in enumerate(_open_lines(path), start=1):
-        for token in line.split():
+        tokens = line.split()
+        if not tokens:
+            if counts and blank_at is None:
+                blank_at = number
+            continue
+        if blank_at is not None:
+            raise InvalidInput(
+                f"{path}: line {blank_at}: blank line between counts (a missing interval): "
+                "write 0 for an interval without requests"
+            )
+        for token in tokens:
             if not re.fullmatch(r"[+-]?\d+", token):
                 raise InvalidInput(f"{path}: line {number}: count {token!r} is not an integer")
             count = int(token)
@@ -159,6 +230,33 @@ def load_counts(path: Path, *, interval_s: float, seed: int = 0) -> Trace:
     starts = np.repeat(np.arange(per_interval.size, dtype=np.float64) * interval_s, per_interval)
     arrival = np.sort(starts + rng.uniform(0.0, interval_s, size=starts.size))
     return Trace(arrival - arrival[0], None, str(path))
+
+
+def load_trace(
+    path: Path,
+    *,
+    fmt: str,
+    time_column: str | None = None,
+    service_time_column: str | None = None,
+    interval_s: float = 1.0,
+    seed: int = 0,
+) -> Trace:
+    """A trace as the CLI's trace options describe it (``--format``, ``--time-column``, …).
+
+    Raises:
+        InvalidInput: an option the format does not take or lacks, or a bad file.
+    """
+    if fmt == "timestamps":
+        if not time_column:
+            raise InvalidInput("--format timestamps needs --time-column")
+        return load_timestamps(
+            path, time_column=time_column, service_time_column=service_time_column
+        )
+    if fmt != "counts":
+        raise InvalidInput(f"--format: want timestamps or counts, got {fmt!r}")
+    if service_time_column:
+        raise InvalidInput("--service-time-column needs --format timestamps")
+    return load_counts(path, interval_s=interval_s, seed=seed)
 
 
 @dataclass(frozen=True)

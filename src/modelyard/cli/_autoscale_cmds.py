@@ -2,70 +2,50 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from modelyard.cli._output import console, fail, user_errors
+from modelyard.cli._output import console, user_errors
+from modelyard.cli._trace_opts import (
+    ColdStartOpt,
+    FormatOpt,
+    IntervalOpt,
+    JsonOutOpt,
+    QueueLimitOpt,
+    SeedOpt,
+    ServiceTimeColumnOpt,
+    ServiceTimeMsOpt,
+    SloMsOpt,
+    SloWaitMsOpt,
+    TargetConcurrencyOpt,
+    TimeColumnOpt,
+    TimeScaleOpt,
+    TraceFormat,
+    TraceOpt,
+    load_trace_input,
+)
 
 autoscale_app = typer.Typer(
     help="Judge autoscaling policies by replaying request traces.", no_args_is_help=True
 )
 
 
-class TraceFormat(enum.StrEnum):
-    timestamps = "timestamps"
-    counts = "counts"
-
-
 @autoscale_app.command("simulate")
 def simulate_cmd(
-    trace: Annotated[Path, typer.Option("--trace", help="The trace file.")],
-    fmt: Annotated[
-        TraceFormat,
-        typer.Option(
-            "--format",
-            help="timestamps: CSV, one row per request; counts: requests per interval.",
-        ),
-    ] = TraceFormat.timestamps,
-    time_column: Annotated[
-        str | None,
-        typer.Option(help="CSV column with arrival times (ISO 8601 or epoch seconds)."),
-    ] = None,
-    service_time_column: Annotated[
-        str | None, typer.Option(help="CSV column with each request's service time in seconds.")
-    ] = None,
-    interval_s: Annotated[float, typer.Option(help="Seconds per count (--format counts).")] = 1.0,
-    time_scale: Annotated[
-        float, typer.Option(help="Compress time K-fold: K times the arrival rate.")
-    ] = 1.0,
-    service_time_ms: Annotated[
-        str | None,
-        typer.Option(
-            help="Service time: a constant in ms (40) or 'lognormal:MEAN_MS,SIGMA'. "
-            "Default 40 unless --service-time-column is given."
-        ),
-    ] = None,
-    cold_start_s: Annotated[
-        float, typer.Option(help="Seconds from starting a replica until it serves.")
-    ] = 2.0,
-    target_concurrency: Annotated[
-        int, typer.Option(help="Requests one replica serves at once; the policies' target.")
-    ] = 4,
-    slo_ms: Annotated[
-        float | None,
-        typer.Option(help="Latency SLO in ms: a request slower than this misses (default 250)."),
-    ] = None,
-    slo_wait_ms: Annotated[
-        float | None,
-        typer.Option(
-            help="Instead of --slo-ms: an SLO on queueing delay (latency minus service time), "
-            "for traces whose service times are long."
-        ),
-    ] = None,
+    trace: TraceOpt,
+    fmt: FormatOpt = TraceFormat.timestamps,
+    time_column: TimeColumnOpt = None,
+    service_time_column: ServiceTimeColumnOpt = None,
+    interval_s: IntervalOpt = 1.0,
+    time_scale: TimeScaleOpt = 1.0,
+    service_time_ms: ServiceTimeMsOpt = None,
+    cold_start_s: ColdStartOpt = 2.0,
+    target_concurrency: TargetConcurrencyOpt = 4,
+    slo_ms: SloMsOpt = None,
+    slo_wait_ms: SloWaitMsOpt = None,
     policy: Annotated[
         str,
         typer.Option(help="Comma-separated policies: default, kpa, hpa, ray, oracle, fixed:N."),
@@ -74,53 +54,36 @@ def simulate_cmd(
         float, typer.Option(help="Price of one replica-hour, for the cost column.")
     ] = 0.10,
     max_replicas: Annotated[int, typer.Option(help="Upper bound for every policy.")] = 100,
-    queue_limit: Annotated[
-        int, typer.Option(help="Requests the gateway queue holds; more are dropped.")
-    ] = 1000,
-    seed: Annotated[
-        int, typer.Option(help="Seed for sampled service times and counts traces.")
-    ] = 0,
+    queue_limit: QueueLimitOpt = 1000,
+    seed: SeedOpt = 0,
     report: Annotated[
         Path | None, typer.Option(help="Write a Markdown report (table and plot link) here.")
     ] = None,
     plot: Annotated[
         Path | None, typer.Option(help="Write a PNG: arrivals, replicas and p99 over time.")
     ] = None,
-    json_path: Annotated[
-        str | None,
-        typer.Option("--json", help="Write the results as JSON to this file ('-': stdout)."),
-    ] = None,
+    json_path: JsonOutOpt = None,
 ) -> None:
     """Replay a trace through each policy; print SLO misses, latency and replica-seconds."""
     from modelyard.autoscale import _experiment as ex  # heavy (numpy): only for this command
     from modelyard.autoscale import _report as rp
     from modelyard.autoscale._registry import parse_policy_list
-    from modelyard.autoscale._traces import load_counts, load_timestamps, parse_service_time
 
-    if slo_ms is not None and slo_wait_ms is not None:
-        fail("give either --slo-ms or --slo-wait-ms, not both", 2)
     with user_errors():
         names = parse_policy_list(policy)
-        if fmt is TraceFormat.timestamps:
-            if not time_column:
-                fail("--format timestamps needs --time-column", 2)
-            loaded = load_timestamps(
-                trace, time_column=time_column, service_time_column=service_time_column
-            )
-        else:
-            if service_time_column:
-                fail("--service-time-column needs --format timestamps", 2)
-            loaded = load_counts(trace, interval_s=interval_s, seed=seed)
-        scaled = loaded.scaled(time_scale)
-        if service_time_ms is None and service_time_column is None:
-            service_time_ms = "40"
-        model = parse_service_time(service_time_ms) if service_time_ms is not None else None
-        service_s = ex.service_times(scaled, model, seed)
-        slo = (
-            rp.Slo(slo_wait_ms / 1000.0, includes_service=False)
-            if slo_wait_ms is not None
-            else rp.Slo((slo_ms if slo_ms is not None else 250.0) / 1000.0)
+        replay = load_trace_input(
+            trace,
+            fmt,
+            time_column=time_column,
+            service_time_column=service_time_column,
+            interval_s=interval_s,
+            time_scale=time_scale,
+            service_time_ms=service_time_ms,
+            slo_ms=slo_ms,
+            slo_wait_ms=slo_wait_ms,
+            seed=seed,
         )
+        scaled, service_s, slo = replay.trace, replay.service_s, replay.slo
         experiment = ex.Experiment(
             target_concurrency,
             cold_start_s,
@@ -132,17 +95,9 @@ def simulate_cmd(
         results = ex.run_policies(scaled, service_s, names, experiment)
     summaries = ex.summaries(results, experiment)
     settings: dict[str, object] = {
-        "trace": str(trace),
-        "format": fmt.value,
-        "time_column": time_column,
-        "service_time_column": service_time_column,
-        "interval_s": interval_s if fmt is TraceFormat.counts else None,
-        "time_scale": time_scale,
-        "service_time": model.describe() if model is not None else service_time_column,
+        **replay.settings,
         "cold_start_s": cold_start_s,
         "target_concurrency": target_concurrency,
-        "slo_ms": slo.seconds * 1000 if slo.includes_service else None,
-        "slo_wait_ms": None if slo.includes_service else slo.seconds * 1000,
         "policies": names,
         "price_usd_per_replica_hour": price_usd_per_replica_hour,
         "max_replicas": max_replicas,

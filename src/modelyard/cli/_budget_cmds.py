@@ -231,8 +231,10 @@ def quota_set(
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Create or replace a project's quota (project admins). Enforced when deploying and
-    scaling; lowering it stops no running replica."""
+    """Create or replace a project's quota (project admins).
+
+    Enforced when deploying and scaling; lowering it stops no running replica.
+    """
     with user_errors(), client_of(ctx) as client:
         view = client.set_quota(
             _project(ctx, project),

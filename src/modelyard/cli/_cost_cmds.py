@@ -95,9 +95,10 @@ def report(
     as_json: bool = JSON_OPTION,
     as_csv: bool = CSV_OPTION,
 ) -> None:
-    """Cost per deployment, project, tag or run over a period, with a total row; or one
-    deployment's cost in detail (``modelyard cost report churn-api``).
+    """Cost per deployment, project, tag or run over a period; or one deployment's.
 
+    With a deployment name (``modelyard cost report churn-api``): its $/day, $ per 1k
+    predictions, idle share, replica-hours per revision and the right-sizing hint.
     ``--by project`` without ``--project`` covers every project you have a role in.
     """
     if as_json and as_csv:
@@ -250,8 +251,10 @@ def rightsize(
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Observed CPU and memory against what each serving revision requests: a suggested
-    size and what it saves per month (p95 CPU + 30 %, peak memory + 20 %)."""
+    """Observed CPU and memory vs requested: a suggested size and the money it saves.
+
+    Per serving revision: p95 CPU + 30 % and peak memory + 20 %, per month.
+    """
     with user_errors(), client_of(ctx) as client:
         result = client.cost_rightsize(_project(ctx, project), name, window=window)
     if as_json:
@@ -291,8 +294,10 @@ def tag(
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Set or remove cost-allocation tags of a project (admins) or a deployment
-    (editors): ``modelyard cost tag team=risk``, ``--deployment churn-api --unset team``.
+    """Set or remove cost-allocation tags of a project or a deployment.
+
+    ``modelyard cost tag team=risk`` (project admins), ``--deployment churn-api --unset
+    team`` (editors).
 
     A deployment's costs carry its own tags and its project's (its own win); a run's, its
     run tags and its project's. ``cost report --by tag`` rolls up by them.

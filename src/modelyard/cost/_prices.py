@@ -28,6 +28,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -94,6 +95,8 @@ NUMBER_KEYS: Mapping[str, tuple[float, float, str]] = {
     "runs.memory_gb": (0.0, 1e6, "GB a run is billed for, unless tagged cost.memory_gb"),
     "runs.gpu": (0.0, 1e4, "GPUs a run is billed for, unless tagged cost.gpu"),
 }
+#: Limits that count things, so must be whole numbers.
+_INTEGER_KEYS = frozenset({"serverless.max_concurrency"})
 _PRICE = re.compile(
     r"^\s*(?P<amount>[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)\s+"
     r"(?P<currency>[A-Za-z]{3})\s*(?:/|\bper\b)\s*(?P<unit>.+?)\s*$"
@@ -121,7 +124,15 @@ class Price:
     origin: str
 
     def text(self, currency: str) -> str:
-        return f"{self.amount:g} {currency} per {self.unit}"
+        """The price as a user writes it (``0.0000166667 USD per GB-second``)."""
+        return f"{plain_number(self.amount)} {currency} per {self.unit}"
+
+
+def plain_number(value: float) -> str:
+    """``value`` in positional notation with no exponent and no trailing zeros
+    (``1.66667e-05`` → ``0.0000166667``), as price lists write amounts."""
+    text = format(Decimal(repr(value)), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclass(frozen=True)
@@ -222,9 +233,14 @@ def parse_unit(key: str, unit: str) -> tuple[float, str]:
 
 def _line_of(text: str, section: str, name: str) -> int | None:
     """The 1-based line of ``name = …`` in ``[section]``, or of ``[name]`` (or a top-level
-    ``name = …``) when ``section`` is ``""``."""
+    ``name = …``) when ``section`` is ``""``; failing those, of a top-level dotted key
+    ``section.name = …`` or inline table ``section = {…}``. None when not found."""
     current = ""
     assign = re.compile(rf"^\s*{re.escape(name)}\s*=")
+    # ``section.name = …`` (a dotted key) or ``section = {…}`` (an inline table) up top.
+    dotted = re.compile(rf"^\s*{re.escape(section)}\s*\.\s*{re.escape(name)}\s*=")
+    inline = re.compile(rf"^\s*{re.escape(section or name)}\s*=")
+    fallback = None
     for number, line in enumerate(text.splitlines(), 1):
         header = re.match(r"^\s*\[([^\]]+)\]", line)
         if header:
@@ -233,7 +249,13 @@ def _line_of(text: str, section: str, name: str) -> int | None:
                 return number
         elif current == section and assign.match(line):
             return number
-    return None
+        elif (
+            not current
+            and fallback is None
+            and ((section and dotted.match(line)) or inline.match(line))
+        ):
+            fallback = number
+    return fallback
 
 
 def parse_catalog(text: str, origin: str, base: PriceCatalog | None = None) -> PriceCatalog:
@@ -252,7 +274,10 @@ def parse_catalog(text: str, origin: str, base: PriceCatalog | None = None) -> P
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{origin}: not valid TOML: {exc}") from None
+        # tomllib (before 3.14) puts the position only in the message: "… (at line 3, …)".
+        found = re.search(r"\(at line (\d+)", str(exc))
+        position = f"{origin}:{found[1]}" if found else origin
+        raise InvalidInput(f"{position}: not valid TOML: {exc}") from None
 
     def where(section: str, name: str) -> str:
         line = _line_of(text, section, name)
@@ -276,10 +301,14 @@ def parse_catalog(text: str, origin: str, base: PriceCatalog | None = None) -> P
     numbers = dict(base.numbers) if base is not None else {}
     sections = {k.split(".")[0] for k in (*PRICE_KEYS, *NUMBER_KEYS)}
     for section, values in doc.items():
-        if section not in sections or not isinstance(values, dict):
+        if section not in sections:
             raise InvalidInput(
                 f"{where('', section)}: unknown entry {section!r} "
                 f"(sections: {', '.join(sorted(sections))})"
+            )
+        if not isinstance(values, dict):
+            raise InvalidInput(
+                f"{where('', section)}: {section!r} must be a section ([{section}]), got {values!r}"
             )
         for name, value in values.items():
             key = f"{section}.{name}"
@@ -347,6 +376,8 @@ def _number(key: str, value: object, at: str) -> Number:
     number = float(value)
     if not math.isfinite(number) or not low <= number <= high:
         raise InvalidInput(f"{at}: {key} must be between {low:g} and {high:g}, got {value!r}")
+    if key in _INTEGER_KEYS and not number.is_integer():
+        raise InvalidInput(f"{at}: {key} must be a whole number, got {value!r}")
     return Number(key, number, at)
 
 

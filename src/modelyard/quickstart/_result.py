@@ -15,6 +15,7 @@ STEP_TITLES = (
     "register the best",
     "deploy and send traffic",
     "monitor: drift and an alert",
+    "cost",
     "lineage",
 )
 
@@ -68,6 +69,18 @@ class MonitorSummary:
 
 
 @dataclass(frozen=True)
+class CostSummary:
+    """The deployment's cost so far, from the ledger (``cost report <deployment>``)."""
+
+    currency: str
+    cost: float
+    replica_hours: float
+    requests: int
+    cost_per_1k: float | None
+    idle_share: float | None
+
+
+@dataclass(frozen=True)
 class TrafficSummary:
     """The load sent through the gateway and what the deployment did with it."""
 
@@ -96,6 +109,7 @@ class QuickstartResult:
     rolled_out: bool
     traffic: TrafficSummary
     monitoring: MonitorSummary
+    cost: CostSummary
     lineage: tuple[LineageNode, ...]
     wall_s: float = 0.0
 

@@ -25,8 +25,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from modelyard.client import ModelyardClient, resolve_connection
 from modelyard.config import Settings
 from modelyard.core.errors import ModelyardError, NotFound, Unauthenticated
-from modelyard.quickstart import _data, _deploy, _monitor, _train
+from modelyard.quickstart import _cost, _data, _deploy, _monitor, _train
 from modelyard.quickstart._result import (
+    CostSummary,
     LineageNode,
     MonitorSummary,
     QuickstartFailed,
@@ -95,11 +96,12 @@ class _Walk:
             version = self._step4_register(best)
             traffic, endpoint, created = self._step5_deploy(client, version, frame)
             monitoring = self._step6_monitor(client, endpoint, frame)
-            lineage = self._step7_lineage(client)
+            cost = self._step7_cost(client)
+            lineage = self._step8_lineage(client)
         return QuickstartResult(
             server.uri, server.started, added.version.ref, tuple(runs), best.run_id,
             _deploy.MODEL_NAME, version, _deploy.DEPLOYMENT, endpoint, not created,
-            traffic, monitoring, lineage, time.monotonic() - started,
+            traffic, monitoring, cost, lineage, time.monotonic() - started,
         )  # fmt: skip
 
     # --- steps ----------------------------------------------------------------------
@@ -200,10 +202,14 @@ class _Walk:
                 self.console,
             )
 
-    def _step7_lineage(self, client: ModelyardClient) -> tuple[LineageNode, ...]:
+    def _step7_cost(self, client: ModelyardClient) -> CostSummary:
+        with self._step(7):
+            return _cost.cost_report(client, self.project, self.console)
+
+    def _step8_lineage(self, client: ModelyardClient) -> tuple[LineageNode, ...]:
         from modelyard.cli._data_cmds import render_tree
 
-        with self._step(7):
+        with self._step(8):
             graph = client.lineage(self.project, "deployment", _deploy.DEPLOYMENT, direction="up")
             self.console.print(render_tree(graph))
             return tuple(LineageNode(n["kind"], n["label"]) for n in graph["nodes"])

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from modelyard.config import Settings
 from modelyard.quickstart import (
+    CostSummary,
     LineageNode,
     MonitorSummary,
     QuickstartFailed,
@@ -66,6 +67,7 @@ def result() -> QuickstartResult:
         "http://127.0.0.1:5005", True, "quickstart-data@v1", (run,), run.run_id,
         "quickstart-model", 1, "quickstart-api", "http://127.0.0.1:5006/quickstart-api/",
         False, traffic, MonitorSummary("drift_share > 0.3 for 10s", True, 12.0, 0.4, ("a",), 900),
+        CostSummary("USD", 0.0012, 0.03, 1900, 0.0006, 0.4),
         (LineageNode("dataset_version", "quickstart-data@v1"),), 80.0,
     )  # fmt: skip
 
@@ -76,11 +78,12 @@ def test_the_result_is_plain_json() -> None:
     assert data["requests_failed"] == 2
     assert data["runs"][0]["metrics"]["roc_auc"] == 0.99
     assert data["traffic"]["scaled_to_zero"] is True
+    assert data["cost"]["currency"] == "USD"
     assert data["lineage"] == [{"kind": "dataset_version", "label": "quickstart-data@v1"}]
 
 
 def test_a_failure_names_its_step() -> None:
-    assert str(QuickstartFailed(3, "boom")) == "step 3/7 (train candidates) failed: boom"
+    assert str(QuickstartFailed(3, "boom")) == "step 3/8 (train candidates) failed: boom"
 
 
 def test_event_lines_show_the_direction_of_a_scaling_decision() -> None:

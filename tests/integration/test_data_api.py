@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pandas as pd
 import pytest
 
@@ -22,20 +21,6 @@ from modelyard.data._add import add_dataset, get_dataset
 from modelyard.server import build_context
 from modelyard.server.routes import data as data_routes
 from modelyard.testing.harness import Api
-
-
-class _InProcess(httpx.BaseTransport):
-    """Lets the real REST client talk to the app through the TestClient."""
-
-    def __init__(self, api: Api) -> None:
-        self._inner = api.client._transport
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        response = self._inner.handle_request(request)
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=response.read()
-        )
 
 
 def _spy(
@@ -54,7 +39,7 @@ def _spy(
 
 
 def _client(api: Api, token: str | None = None) -> ModelyardClient:
-    return ModelyardClient("http://testserver", token or api.admin_token, transport=_InProcess(api))
+    return api.rest_client(token)
 
 
 def _write_table(path: Path, rows: int, offset: float = 0.0) -> None:

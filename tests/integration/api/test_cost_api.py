@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -331,24 +330,9 @@ def test_a_bad_price_file_stops_the_start_naming_its_line(tmp_path: Path) -> Non
 # ---- the CLI, in process ------------------------------------------------------------------
 
 
-class _InProcess(httpx.BaseTransport):
-    """Lets the real REST client talk to the app through the TestClient (as in
-    test_data_api.py)."""
-
-    def __init__(self, api: Api) -> None:
-        self._inner = api.client._transport
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()
-        response = self._inner.handle_request(request)
-        return httpx.Response(
-            response.status_code, headers=response.headers, content=response.read()
-        )
-
-
 def _in_process_client(api: Api) -> Callable[[object], ModelyardClient]:
     def client_of(_ctx: object) -> ModelyardClient:
-        return ModelyardClient("http://testserver", api.admin_token, transport=_InProcess(api))
+        return api.rest_client()
 
     return client_of
 

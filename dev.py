@@ -5,7 +5,8 @@
     python3 dev.py test         # install everything, then lint, type-check and test
 
 It bootstraps uv with pip, syncs the locked environment into .venv, installs the Debian
-packages the tests need (PostgreSQL) when they are missing, and runs the command.
+packages the tests need (PostgreSQL, Prometheus, Chromium) when they are missing, and
+runs the command.
 Services the tests need are started and stopped by the tests themselves.
 """
 
@@ -29,6 +30,7 @@ QUIET_ENV = {
 DEBIAN_PACKAGES = {
     "postgresql": "/usr/lib/postgresql/*/bin/initdb",
     "prometheus": "/usr/bin/promtool",
+    "chromium": "/usr/bin/chromium",  # the web UI's browser tests (Playwright drives it)
 }
 
 

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from modelyard.auth._names import validate_label, validate_project_name, validate_user_name
+from modelyard.auth._passwords import (
+    hash_password,
+    needs_rehash,
+    new_session,
+    session_id_of,
+    verify_password,
+)
 from modelyard.auth._principal import Principal
 from modelyard.auth._tokens import generate_token, parse_token, token_matches
 from modelyard.core.clock import Clock
@@ -24,6 +32,23 @@ from modelyard.store import AuthRepository
 
 BOOTSTRAP_ADMIN = "admin"
 LOCAL_PRINCIPAL = Principal(user="local", is_admin=True, token_id=None)
+BROWSER_SESSION_TTL_S = 12 * 3600.0
+
+
+@dataclass(frozen=True)
+class BrowserLogin:
+    """A new web UI session: the cookie value (shown once) and its CSRF token."""
+
+    user: str
+    cookie: str
+    csrf_token: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class BrowserSession:
+    principal: Principal
+    csrf_token: str
 
 
 class AuthService:
@@ -69,16 +94,68 @@ class AuthService:
             raise Unauthenticated(f"API token {token.id} was revoked")
         if not token.is_active(now):
             raise Unauthenticated(f"API token {token.id} has expired")
-        user = self._repo.get_user(token.user)
+        return self._principal(token.user, token.id, token.project, token.role)
+
+    def _principal(
+        self,
+        name: str,
+        token_id: str | None,
+        scope_project: str | None = None,
+        scope_role: Role | None = None,
+    ) -> Principal:
+        user = self._repo.get_user(name)
         roles = {m.project: m.role for m in self._repo.list_memberships(user=user.name)}
         return Principal(
             user=user.name,
             is_admin=user.is_admin,
-            token_id=token.id,
+            token_id=token_id,
             roles=roles,
-            scope_project=token.project,
-            scope_role=token.role,
+            scope_project=scope_project,
+            scope_role=scope_role,
         )
+
+    # --- passwords and browser sessions -------------------------------------------------
+
+    def set_password(self, caller: Principal, user: str, password: str) -> None:
+        """Set ``user``'s web UI password (themselves, or a platform admin); ends their
+        browser sessions."""
+        if user != caller.user:
+            caller.require_platform_admin()
+        self._repo.get_user(user)
+        self._repo.set_password_hash(user, hash_password(password))
+
+    def login(self, user: str, password: str) -> BrowserLogin:
+        """Check a password and open a browser session.
+
+        Raises:
+            Unauthenticated: unknown user or wrong password (one message for both).
+        """
+        stored = self._repo.password_hash(user) if len(user) <= 128 else None
+        if not verify_password(stored, password) or stored is None:
+            raise Unauthenticated("wrong user name or password")
+        if needs_rehash(stored):
+            self._repo.set_password_hash(user, hash_password(password))
+        new = new_session()
+        expires_at = self._clock.now() + BROWSER_SESSION_TTL_S
+        self._repo.create_browser_session(
+            session_id=new.session_id, user=user, csrf_token=new.csrf_token, expires_at=expires_at
+        )
+        return BrowserLogin(user, new.cookie, new.csrf_token, expires_at)
+
+    def browser_session(self, cookie: str) -> BrowserSession:
+        """The principal behind a session cookie, and the session's CSRF token.
+
+        Raises:
+            Unauthenticated: unknown, ended or expired session.
+        """
+        found = self._repo.find_browser_session(session_id_of(cookie))
+        if found is None or found[2] <= self._clock.now():
+            raise Unauthenticated("not signed in, or the session has ended: sign in again")
+        user, csrf_token, _ = found
+        return BrowserSession(self._principal(user, None), csrf_token)
+
+    def logout(self, cookie: str) -> None:
+        self._repo.delete_browser_session(session_id_of(cookie))
 
     # --- projects and members -----------------------------------------------------------
 

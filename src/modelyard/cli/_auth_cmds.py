@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -19,7 +20,9 @@ from modelyard.core.entities import Role
 
 token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 project_app = typer.Typer(help="Create and list projects.", no_args_is_help=True)
-user_app = typer.Typer(help="Add users to projects and list them.", no_args_is_help=True)
+user_app = typer.Typer(
+    help="Add users to projects, list them, set web UI passwords.", no_args_is_help=True
+)
 audit_app = typer.Typer(help="Read the audit log of mutating calls.", no_args_is_help=True)
 
 RoleOpt = Annotated[Role, typer.Option("--role", help="viewer, editor or admin.")]
@@ -179,6 +182,28 @@ def user_ls(
         ],
         as_json=as_json,
     )
+
+
+@user_app.command("passwd")
+def user_passwd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Whose password: yours, or anyone's as an admin.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin (scripts).")
+    ] = False,
+) -> None:
+    """Set the password a user signs in to the web UI with (stored as an argon2id hash).
+
+    Programs keep using API tokens. Asks twice on a terminal; setting a password signs
+    the user out of every browser.
+    """
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    with user_errors(), client_of(ctx) as client:
+        client.set_password(name, password)
+    console.print(f"password set for [bold]{name}[/]; sign in at /ui/login")
 
 
 @audit_app.command("ls")

@@ -165,6 +165,10 @@ class ModelyardClient(
             for d in self.request("GET", "/api/v1/users")
         ]
 
+    def set_password(self, user: str, password: str) -> None:
+        """Set ``user``'s web UI password (yourself, or anyone as a platform admin)."""
+        self.request("PUT", f"/api/v1/users/{_seg(user)}/password", json={"password": password})
+
     # --- tokens -------------------------------------------------------------------------
 
     def create_token(

@@ -48,6 +48,7 @@ from modelyard.server.routes import (
     system,
     tokens,
     tracking,
+    ui_session,
     users,
 )
 from modelyard.store import MetadataStore, open_store
@@ -75,6 +76,8 @@ ROUTERS = (
     monitoring.api,
     cost.api,
     budgets.api,
+    ui_session.root,
+    ui_session.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.core import errors
+from modelyard.ui import error_page, wants_html
 
 logger = logging.getLogger("modelyard.server")
 
@@ -121,12 +122,16 @@ async def _modelyard_error(request: Request, exc: Exception) -> Response:
         code, status = exc.error_code, status_for(exc)
     if status >= 500:
         logger.error("server-side error: %s", exc, exc_info=exc)
+    if wants_html(request):
+        return error_page(request, status, exc.message)
     return error_response(status, code, exc.message)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     status, message = describe_validation_error(exc)
+    if wants_html(request):
+        return error_page(request, 400, message)
     if is_mlflow_request(request):
         code = "INVALID_PARAMETER_VALUE" if status == 422 else "BAD_REQUEST"
         return error_response(400, code, message)
@@ -143,12 +148,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     if exc.status_code in (404, 405) and "route" not in request.scope:
         detail = f"{detail}: no route for {request.method} {request.url.path}"
+    if wants_html(request):
+        return error_page(request, exc.status_code, detail)
     return error_response(exc.status_code, code, detail)
 
 
-async def _unexpected(_request: Request, exc: Exception) -> Response:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
-    return error_response(500, "INTERNAL_ERROR", "internal server error; see the server log")
+    message = "internal server error; see the server log"
+    if wants_html(request):
+        return error_page(request, 500, message)
+    return error_response(500, "INTERNAL_ERROR", message)
 
 
 def install_error_handlers(app: FastAPI) -> None:

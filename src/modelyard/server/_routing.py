@@ -7,15 +7,17 @@ publishes the permission in the OpenAPI document as ``x-modelyard-permission``.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, Request
 
 from modelyard.auth import LOCAL_PRINCIPAL, Permission, Principal, Scope
-from modelyard.core.errors import Unauthenticated
+from modelyard.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from modelyard.server._context import AppContext, app_context
 from modelyard.server._resources import RESOLVERS, request_fields
 
@@ -23,6 +25,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 PERMISSION_KEY = "x-modelyard-permission"
 MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+SESSION_COOKIE = "modelyard_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+FORM_TYPE = "application/x-www-form-urlencoded"
 
 
 def bearer_token(request: Request) -> str | None:
@@ -47,22 +53,59 @@ def _authorizer(
             return
         ctx = app_context(request)
         fields = await request_fields(request) if permission.scope is Scope.RESOURCE else {}
-        await anyio.to_thread.run_sync(_check, ctx, request, permission, fields)
+        csrf = request.headers.get(CSRF_HEADER)
+        if csrf is None and request.method in MUTATING_METHODS:
+            csrf = (await form_fields(request)).get(CSRF_FIELD)
+        await anyio.to_thread.run_sync(_check, ctx, request, permission, fields, csrf)
 
     return authorize
 
 
+async def form_fields(request: Request) -> dict[str, str]:
+    """The fields of a URL-encoded form body (the web UI's forms); {} for other bodies."""
+    if not request.headers.get("content-type", "").startswith(FORM_TYPE):
+        return {}
+    try:
+        text = (await request.body()).decode()
+        return dict(parse_qsl(text, keep_blank_values=True, max_num_fields=1000))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidInput(f"malformed form body: {exc}") from None
+
+
+def _authenticate(
+    ctx: AppContext, request: Request, csrf: str | None
+) -> tuple[Principal, str | None]:
+    """The caller and, for a browser session, its CSRF token.
+
+    A bearer token wins over a session cookie (browsers never send one on their own, so
+    it needs no CSRF token); a cookie-authenticated mutating call must carry the
+    session's CSRF token in the ``X-CSRF-Token`` header or the form's ``csrf_token``.
+    """
+    if not ctx.settings.auth_enabled:
+        return LOCAL_PRINCIPAL, None
+    token = bearer_token(request)
+    if token is not None:
+        return ctx.auth.authenticate(token), None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("missing API token: send 'Authorization: Bearer <token>'")
+    session = ctx.auth.browser_session(cookie)
+    if request.method in MUTATING_METHODS and not (
+        csrf and hmac.compare_digest(csrf.encode(), session.csrf_token.encode())
+    ):
+        raise PermissionDenied("missing or wrong CSRF token: reload the page and try again")
+    return session.principal, session.csrf_token
+
+
 def _check(
-    ctx: AppContext, request: Request, permission: Permission, fields: dict[str, Any]
+    ctx: AppContext,
+    request: Request,
+    permission: Permission,
+    fields: dict[str, Any],
+    csrf: str | None,
 ) -> None:
     state = request.state
-    if not ctx.settings.auth_enabled:
-        principal = LOCAL_PRINCIPAL
-    else:
-        token = bearer_token(request)
-        if token is None:
-            raise Unauthenticated("missing API token: send 'Authorization: Bearer <token>'")
-        principal = ctx.auth.authenticate(token)
+    principal, state.csrf_token = _authenticate(ctx, request, csrf)
     state.principal = principal
     if permission.scope is Scope.PLATFORM_ADMIN:
         principal.require_platform_admin()
@@ -104,9 +147,10 @@ class ApiRouter:
     app's route table lists every route with its full path.
     """
 
-    def __init__(self, prefix: str = "", tags: list[str] | None = None) -> None:
+    def __init__(self, prefix: str = "", tags: list[str] | None = None, **defaults: Any) -> None:
         self.prefix = prefix
         self.tags = list(tags or [])
+        self.defaults = defaults  # add_api_route keyword arguments of every route here
         self._specs: list[_RouteSpec] = []
 
     def route(
@@ -123,7 +167,8 @@ class ApiRouter:
             raise ValueError(f"{method} {path}: a project-scoped route needs a {{project}} param")
 
         def decorate(fn: F) -> F:
-            spec = _RouteSpec(method, path, fn, permission, action, status_code, kwargs)
+            merged = {**self.defaults, **kwargs}
+            spec = _RouteSpec(method, path, fn, permission, action, status_code, merged)
             self._specs.append(spec)
             return fn
 

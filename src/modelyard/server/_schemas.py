@@ -29,6 +29,10 @@ class MemberAdd(Input):
     role: Role
 
 
+class PasswordSet(Input):
+    password: str = Field(max_length=1024)
+
+
 class TokenCreate(Input):
     name: str = Field(min_length=1, max_length=128)
     user: str | None = Field(default=None, max_length=128)

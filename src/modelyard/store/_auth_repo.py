@@ -10,7 +10,14 @@ from sqlalchemy.orm import Session
 from modelyard.core.entities import AuditRecord, Membership, Project, Role, Token, User
 from modelyard.core.errors import NotFound
 from modelyard.core.ids import new_id
-from modelyard.store._schema import AuditRow, MembershipRow, ProjectRow, TokenRow, UserRow
+from modelyard.store._schema import (
+    AuditRow,
+    BrowserSessionRow,
+    MembershipRow,
+    ProjectRow,
+    TokenRow,
+    UserRow,
+)
 from modelyard.store._sql import SqlStore
 
 
@@ -204,6 +211,53 @@ class AuthRepository:
             revoked_at=row.revoked_at,
             last_used_at=row.last_used_at,
         )
+
+    # --- passwords and browser sessions ---------------------------------------------------
+
+    def password_hash(self, user: str) -> str | None:
+        """The user's stored password hash (None: no password set, or no such user)."""
+        with self._store.read() as s:
+            row = s.scalar(select(UserRow).where(UserRow.name == user))
+            return None if row is None else row.password_hash
+
+    def set_password_hash(self, user: str, password_hash: str) -> None:
+        """Store a new hash and end the user's browser sessions, in one transaction."""
+        with self._store.transaction() as s:
+            row = _user_row(s, user)
+            row.password_hash = password_hash
+            s.execute(delete(BrowserSessionRow).where(BrowserSessionRow.user_id == row.id))
+
+    def create_browser_session(
+        self, *, session_id: str, user: str, csrf_token: str, expires_at: float
+    ) -> None:
+        with self._store.transaction() as s:
+            u = _user_row(s, user)
+            now = self._store.clock.now()
+            # Expired sessions of anyone are swept on each login: the table stays small.
+            s.execute(delete(BrowserSessionRow).where(BrowserSessionRow.expires_at <= now))
+            s.add(
+                BrowserSessionRow(
+                    id=session_id,
+                    user_id=u.id,
+                    csrf_token=csrf_token,
+                    created_at=now,
+                    expires_at=expires_at,
+                )
+            )
+
+    def find_browser_session(self, session_id: str) -> tuple[str, str, float] | None:
+        """``(user, csrf_token, expires_at)`` of a session, or None."""
+        with self._store.read() as s:
+            row = s.execute(
+                select(UserRow.name, BrowserSessionRow.csrf_token, BrowserSessionRow.expires_at)
+                .join(UserRow, UserRow.id == BrowserSessionRow.user_id)
+                .where(BrowserSessionRow.id == session_id)
+            ).first()
+            return None if row is None else (row[0], row[1], row[2])
+
+    def delete_browser_session(self, session_id: str) -> None:
+        with self._store.transaction() as s:
+            s.execute(delete(BrowserSessionRow).where(BrowserSessionRow.id == session_id))
 
     # --- audit --------------------------------------------------------------------------
 

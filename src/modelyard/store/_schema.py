@@ -46,6 +46,20 @@ class UserRow(Base):
     name: Mapped[str] = mapped_column(String(128), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[float] = mapped_column(Double)
+    # argon2id, PHC string form; None until the user sets a password for the web UI.
+    password_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class BrowserSessionRow(Base):
+    """A web UI login. ``id`` is the SHA-256 of the cookie's secret, never the secret."""
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double)
 
 
 class MembershipRow(Base):

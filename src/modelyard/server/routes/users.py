@@ -6,8 +6,8 @@ from fastapi import Depends, Request
 
 from modelyard.auth import AUTHENTICATED, PLATFORM_ADMIN, Principal
 from modelyard.server._context import app_context
-from modelyard.server._routing import ApiRouter, current_principal
-from modelyard.server._schemas import MembershipOut, UserOut
+from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
+from modelyard.server._schemas import MembershipOut, PasswordSet, UserOut
 
 api = ApiRouter("/api/v1", tags=["users"])
 
@@ -32,3 +32,14 @@ def whoami(request: Request, caller: Principal = Depends(current_principal)) -> 
         if caller.token_id
         else [],
     }
+
+
+@api.route("PUT", "/users/{user}/password", permission=AUTHENTICATED, action="user.password")
+def set_password(
+    user: str, body: PasswordSet, request: Request, caller: Principal = Depends(current_principal)
+) -> dict[str, object]:
+    """Set a web UI password (your own, or anyone's as a platform admin); the user's
+    browser sessions end. Only an argon2id hash is stored."""
+    set_audit_target(request, user)
+    app_context(request).auth.set_password(caller, user, body.password)
+    return {"user": user, "password_set": True}

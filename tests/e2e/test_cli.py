@@ -104,3 +104,30 @@ def test_unreachable_server_is_a_clear_error(server: ServerProcess) -> None:
     result = run_cli(env_server, "project", "ls")
     assert result.returncode == 1
     assert "cannot reach the modelyard server" in result.stderr
+
+
+def test_user_passwd_sets_a_password_the_login_page_accepts(server: ServerProcess) -> None:
+    import re
+
+    import httpx
+
+    _ok(run_cli(server, "user", "add", "alice", "--project", "default", "--role", "viewer"))
+    short = run_cli(server, "user", "passwd", "alice", "--password-stdin", stdin="short\n")
+    assert (short.returncode, "8 to 1024 characters" in short.stderr) == (2, True), short.stderr
+    ghost = run_cli(server, "user", "passwd", "ghost", "--password-stdin", stdin="long enough 1\n")
+    assert ghost.returncode == 1
+    assert "does not exist" in ghost.stderr
+    _ok(run_cli(server, "user", "passwd", "alice", "--password-stdin", stdin="long enough 1\n"))
+
+    with httpx.Client(base_url=server.uri, headers={"Accept": "text/html"}) as browser:
+        form = browser.get("/ui/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        fields = {"username": "alice", "password": "long enough 1", "csrf_token": csrf.group(1)}
+        signed_in = browser.post("/ui/login", data=fields)
+        assert signed_in.status_code == 303, signed_in.text
+        assert "modelyard_session" in browser.cookies
+        assert browser.get("/api/v1/users/me").json()["user"] == "alice"
+    audit = json.loads(_ok(run_cli(server, "audit", "ls", "--json")))
+    assert "user.password" in [r["action"] for r in audit]
+    assert "long enough" not in json.dumps(audit)

@@ -9,7 +9,7 @@ from modelyard.testing.server_process import ServerProcess
 
 
 def run_cli(
-    server: ServerProcess, *args: str, token: str | None = None
+    server: ServerProcess, *args: str, token: str | None = None, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = server.env()
     if token is not None:
@@ -17,6 +17,7 @@ def run_cli(
     return subprocess.run(
         [sys.executable, "-m", "modelyard", *args],
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=60,

@@ -25,9 +25,8 @@ import pytest
 from modelyard.client import ModelyardClient
 from modelyard.deploy._processes import pid_alive
 from modelyard.serving._demo import FailingModel, free_port
-from modelyard.store import open_store
 from modelyard.testing.cli_runner import run_cli
-from modelyard.testing.server_process import ServerProcess, running_server
+from modelyard.testing.server_process import ServerProcess, reap_orphans, running_server
 from modelyard.tracking import fluent
 
 pytestmark = pytest.mark.slow
@@ -114,23 +113,6 @@ def deployed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deploy
             fluent._reset_for_tests()
     # A test that killed the server leaves its gateway and replicas (own sessions) behind.
     reap_orphans(tmp_path / "home")
-
-
-def reap_orphans(home: Path) -> None:
-    """SIGKILL a gateway and replicas the store or the state file still lists as alive."""
-    pids: list[int] = []
-    state = home / "run" / "gateway.json"
-    if state.exists():
-        pids.append(int(json.loads(state.read_text())["pid"]))
-    store = open_store(f"sqlite:///{home / 'modelyard.db'}")
-    try:
-        pids += [r.pid for r in store.deployments.replicas(active_only=True)]
-    finally:
-        store.close()
-    for pid in pids:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
 
 
 @dataclass

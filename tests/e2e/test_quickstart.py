@@ -116,6 +116,20 @@ def check_walk(client: ModelyardClient, result: dict[str, Any], n: int, after_ev
     assert shown["log"]["rows"] > 0
     assert shown["drift"]["reference"] == f"quickstart-data@v{n}"
 
+    # Step 9: every page of the story answered 200 as HTML.
+    pages = {page["what"]: page for page in result["ui_pages"]}
+    assert set(pages) == {
+        "runs",
+        "best run",
+        "model",
+        "deployment",
+        "monitoring",
+        "cost",
+        "lineage",
+    }
+    assert all(page["size"] > 1000 for page in pages.values())
+    assert client.get_page(pages["model"]["path"]).status_code == 200
+
     graph = client.lineage(P, "deployment", "quickstart-api", direction="up")
     labels = {(node["kind"], node["label"]) for node in graph["nodes"]}
     assert ("dataset_version", f"quickstart-data@v{n}") in labels
@@ -158,7 +172,7 @@ def test_a_rejected_token_fails_step_1_with_a_clear_message(
     env = quickstart_env(tmp_path / "other-home", server.uri, MODELYARD_TOKEN="myt_x_bogus")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/8 (server) failed: the server at" in proc.stderr
+    assert "step 1/9 (server) failed: the server at" in proc.stderr
     assert "rejected the credentials" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
@@ -168,7 +182,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
     env = quickstart_env(tmp_path / "home", uri, MODELYARD_PROJECT="no-such-project")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/8 (server) failed: project 'no-such-project' does not exist" in proc.stderr
+    assert "step 1/9 (server) failed: project 'no-such-project' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (tmp_path / "home" / "logs" / "quickstart-server.log").exists()  # it did start one
     with pytest.raises(httpx.TransportError):

@@ -127,6 +127,15 @@ class ModelyardClient(
         response = self._send(self._http.build_request(method, path, **kwargs))
         return response.json() if response.content else None
 
+    def get_page(self, path: str) -> httpx.Response:
+        """GET a web UI page as a browser would (HTML), authenticated by the token.
+
+        The response comes back whatever its status (a page is not an API answer)."""
+        try:
+            return self._http.get(path, headers={"accept": "text/html"})
+        except httpx.TransportError as exc:
+            raise Unavailable(f"cannot reach the modelyard server at {self.tracking_uri}") from exc
+
     # --- system -------------------------------------------------------------------------
 
     def health(self) -> dict[str, Any]:

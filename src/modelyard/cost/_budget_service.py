@@ -276,6 +276,15 @@ class BudgetService:
             raise InvalidInput(f"after_id must be >= 0, got {after_id}")
         return self._repo.history(project, after_id=after_id, limit=limit, kind=kind)
 
+    def latest_events(
+        self, caller: Principal, project: str, *, before_id: int | None = None, limit: int = 100
+    ) -> list[BudgetEvent]:
+        """A page of the history, newest first: the ``limit`` lines before ``before_id``."""
+        caller.require(project, Role.VIEWER)
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+        return self._repo.latest_events(project, before_id=before_id, limit=limit)
+
     # ---- quotas -------------------------------------------------------------------
 
     def set_quota(

@@ -16,6 +16,7 @@ from modelyard.core.clock import Clock
 from modelyard.core.deployments import Deployment
 from modelyard.core.entities import Role
 from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.cost._daily import bucket_days, spend_over_time
 from modelyard.cost._ledger import (
     ROLLUPS,
     Ledger,
@@ -261,6 +262,30 @@ class CostService:
             ],
             "rightsize": [h.to_json() for h in hints],
             "warnings": list(ledger.warnings),
+        }
+
+    def over_time(
+        self, caller: Principal, project: str, *, since: str, until: str | None, name: str = ""
+    ) -> dict[str, object]:
+        """Cost per UTC day (per several days over a long period) of the project, or of
+        its deployment ``name`` (as :meth:`deployment_report`: deleted ones too)."""
+        caller.require(project, Role.VIEWER)
+        start_ms, end_ms = resolve_period(since, until, self.now_ms())
+        self._store.auth.get_project(project)
+        ids = self._repo.deployment_ids(project, name) if name else None
+        if ids is not None and not ids:
+            raise NotFound(f"no deployment named {name!r} in project {project!r}")
+        scope = None if ids else [project]
+        now_ms = self.now_ms()
+        facts = self._repo.facts(start_ms, end_ms, now_ms, projects=scope, deployment_ids=ids)
+        days = bucket_days(start_ms, end_ms)
+        buckets = spend_over_time(facts, self.catalog, start_ms, end_ms, days)
+        return {
+            "currency": self.currency,
+            "start_ms": start_ms,
+            "end_ms": end_ms,
+            "days_per_bucket": days,
+            "buckets": [b.to_json() for b in buckets],
         }
 
     # ---- right-sizing -------------------------------------------------------------

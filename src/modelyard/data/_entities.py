@@ -70,3 +70,32 @@ class AddResult:
     uploaded_bytes: int = 0
     hashed_files: int = 0
     cached_files: int = 0
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """A version without files or profile, and the rows its profiled tables hold
+    (``None`` when no table was profiled)."""
+
+    version: DatasetVersion
+    rows: int | None = None
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A dataset for an overview: how many versions, and its latest one."""
+
+    dataset: Dataset
+    version_count: int
+    latest: VersionSummary | None = None
+
+
+def profile_rows(profile: dict[str, Any]) -> int | None:
+    """The rows of all profiled tables together, or None if no table has a row count."""
+    tables = profile.get("tables") if isinstance(profile, dict) else None
+    counts = [
+        t["num_rows"]
+        for t in (tables.values() if isinstance(tables, dict) else ())
+        if isinstance(t, dict) and isinstance(t.get("num_rows"), int)
+    ]
+    return sum(counts) if counts else None

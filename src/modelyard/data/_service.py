@@ -15,7 +15,7 @@ from modelyard.auth import Principal
 from modelyard.core.entities import ArtifactEntry, Role
 from modelyard.core.errors import InvalidInput, NotFound
 from modelyard.data._diff import DatasetDiff, diff_versions
-from modelyard.data._entities import Dataset, DatasetVersion
+from modelyard.data._entities import Dataset, DatasetSummary, DatasetVersion, VersionSummary
 from modelyard.data._manifest import manifest_digest
 from modelyard.data._refs import DatasetRef, parse_ref, validate_dataset_name
 from modelyard.lineage._graph import Edge, EdgeType, NodeKey, NodeKind
@@ -122,11 +122,44 @@ class DataService:
         caller.require(project, Role.VIEWER)
         return self._repo.list_versions(project, validate_dataset_name(name))
 
-    def get_version(self, caller: Principal, project: str, ref: str | DatasetRef) -> DatasetVersion:
-        """A version with its files and profile, by ``name@vN`` / ``name@latest``."""
+    def get_version(
+        self,
+        caller: Principal,
+        project: str,
+        ref: str | DatasetRef,
+        *,
+        file_offset: int = 0,
+        file_limit: int | None = None,
+    ) -> DatasetVersion:
+        """A version with its files and profile, by ``name@vN`` / ``name@latest``
+        (``file_offset``/``file_limit``: a window of its files, for a page)."""
         caller.require(project, Role.VIEWER)
         parsed = parse_ref(ref) if isinstance(ref, str) else ref
-        return self._repo.get_version(project, parsed.name, parsed.version)
+        return self._repo.get_version(
+            project, parsed.name, parsed.version, file_offset=file_offset, file_limit=file_limit
+        )
+
+    def dataset_summaries(
+        self,
+        caller: Principal,
+        project: str,
+        *,
+        offset: int = 0,
+        limit: int = 100,
+        recent: bool = False,
+    ) -> list[DatasetSummary]:
+        """A page of datasets with version counts and their latest version (web UI)."""
+        caller.require(project, Role.VIEWER)
+        return self._repo.dataset_summaries(project, offset=offset, limit=limit, recent=recent)
+
+    def version_summaries(
+        self, caller: Principal, project: str, name: str, *, offset: int = 0, limit: int = 100
+    ) -> list[VersionSummary]:
+        """A page of a dataset's versions, newest first, with their profiled rows."""
+        caller.require(project, Role.VIEWER)
+        return self._repo.version_summaries(
+            project, validate_dataset_name(name), offset=offset, limit=limit
+        )
 
     def diff(
         self, caller: Principal, project: str, old_ref: str, new_ref: str

@@ -115,6 +115,22 @@ class DeploymentService:
         dep = self._repo.get(name, project)
         return self._repo.events(dep.id, after_id=after_id, limit=limit, kind=kind)
 
+    def recent_events(
+        self,
+        caller: Principal,
+        project: str,
+        name: str,
+        *,
+        limit: int = 20,
+        kind: str | None = None,
+    ) -> list[DeploymentEvent]:
+        """The newest ``limit`` events (of one ``kind`` if given), newest first."""
+        caller.require(project, Role.VIEWER)
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+        dep = self._repo.get(name, project)
+        return self._repo.events(dep.id, limit=limit, kind=kind, newest_first=True)
+
     # --- writes ---------------------------------------------------------------------
 
     def create(

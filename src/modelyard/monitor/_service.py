@@ -31,6 +31,7 @@ from modelyard.core.monitoring import (
     DriftRecord,
     FeedbackBatch,
     MonitorConfig,
+    MonitorSample,
     SilenceRecord,
 )
 from modelyard.models._signature import ColumnSchema, Signature
@@ -50,6 +51,16 @@ class AddedRules:
 
     rules: tuple[AlertRuleRecord, ...]
     webhook_secret: str | None
+
+
+@dataclass(frozen=True)
+class MonitorSummary:
+    """One deployment's monitoring at a glance (None: nothing recorded yet)."""
+
+    deployment: Deployment
+    drift: DriftRecord | None
+    rules: tuple[AlertRuleRecord, ...]
+    sample: MonitorSample | None
 
 
 class MonitorService:
@@ -221,6 +232,25 @@ class MonitorService:
 
     # ---- the live view ------------------------------------------------------------
 
+    def overview(self, caller: Principal, project: str) -> list[MonitorSummary]:
+        """Every live deployment of ``project`` with its newest drift result, its alert
+        rules (with their state) and its newest live sample: the web UI's overview.
+
+        Raises:
+            NotFound: no such project.
+        """
+        caller.require(project, Role.VIEWER)
+        self._store.auth.get_project(project)
+        return [
+            MonitorSummary(
+                dep,
+                self._repo.latest_drift(dep.id),
+                tuple(self._repo.rules(dep.id)),
+                self._repo.latest_sample(dep.id),
+            )
+            for dep in self._store.deployments.list_all(project, include_deleting=False)
+        ]
+
     def show(
         self, caller: Principal, project: str, name: str, minutes: float = 15
     ) -> dict[str, Any]:
@@ -257,6 +287,16 @@ class MonitorService:
             },
             "config": json.loads(self._repo.config(dep.id).to_json()),
         }
+
+    def samples(
+        self, caller: Principal, project: str, name: str, minutes: float = 15
+    ) -> list[MonitorSample]:
+        """The live samples of the last ``minutes``, oldest first (the newest is "now")."""
+        dep = self.deployment(caller, project, name, Role.VIEWER)
+        if not (math.isfinite(minutes) and 0 < minutes <= 7 * 1440):
+            raise InvalidInput(f"minutes must be in (0, 10080], got {minutes}")
+        now_ms = int(self._clock.now() * 1000)
+        return self._repo.samples(dep.id, since_ms=now_ms - int(minutes * 60_000))
 
     # ---- ground truth -------------------------------------------------------------
 
@@ -412,6 +452,22 @@ class MonitorService:
         if not 1 <= limit <= 5000:
             raise InvalidInput(f"limit must be between 1 and 5000, got {limit}")
         return self._repo.history(dep.id, after_id=after_id, limit=limit, kind=kind)
+
+    def latest_events(
+        self,
+        caller: Principal,
+        project: str,
+        name: str,
+        *,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AlertEvent]:
+        """A page of the alert history, newest first: the ``limit`` lines before
+        ``before_id`` (the web UI's; :meth:`history` reads forward, as a tail does)."""
+        dep = self.deployment(caller, project, name, Role.VIEWER)
+        if not 1 <= limit <= 1000:
+            raise InvalidInput(f"limit must be between 1 and 1000, got {limit}")
+        return self._repo.latest_events(dep.id, before_id=before_id, limit=limit)
 
     # ---- silences -----------------------------------------------------------------
 

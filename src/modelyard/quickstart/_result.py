@@ -17,6 +17,7 @@ STEP_TITLES = (
     "monitor: drift and an alert",
     "cost",
     "lineage",
+    "the web UI",
 )
 
 
@@ -81,6 +82,16 @@ class CostSummary:
 
 
 @dataclass(frozen=True)
+class UiPage:
+    """A web UI page the walk-through fetched: what it shows, its path, time and size."""
+
+    what: str
+    path: str
+    ms: float
+    size: int
+
+
+@dataclass(frozen=True)
 class TrafficSummary:
     """The load sent through the gateway and what the deployment did with it."""
 
@@ -111,6 +122,7 @@ class QuickstartResult:
     monitoring: MonitorSummary
     cost: CostSummary
     lineage: tuple[LineageNode, ...]
+    ui_pages: tuple[UiPage, ...] = ()
     wall_s: float = 0.0
 
     @property

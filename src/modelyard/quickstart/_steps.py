@@ -25,7 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from modelyard.client import ModelyardClient, resolve_connection
 from modelyard.config import Settings
 from modelyard.core.errors import ModelyardError, NotFound, Unauthenticated
-from modelyard.quickstart import _cost, _data, _deploy, _monitor, _train
+from modelyard.quickstart import _cost, _data, _deploy, _monitor, _train, _ui
 from modelyard.quickstart._result import (
     CostSummary,
     LineageNode,
@@ -36,6 +36,7 @@ from modelyard.quickstart._result import (
     RunSummary,
     StepError,
     TrafficSummary,
+    UiPage,
 )
 from modelyard.quickstart._server import ServerHandle, find_or_start_server, stop_server
 from modelyard.quickstart._traffic import request_bodies, traffic_plan
@@ -52,7 +53,7 @@ def run_quickstart(
     options: QuickstartOptions, *, console: Console | None = None
 ) -> QuickstartResult:
     """Walk the whole lifecycle: server → data → runs → registry → deployment → monitoring
-    → lineage.
+    → cost → lineage → the web UI.
 
     Args:
         options: settings and switches (see :class:`QuickstartOptions`).
@@ -98,11 +99,25 @@ class _Walk:
             monitoring = self._step6_monitor(client, endpoint, frame)
             cost = self._step7_cost(client)
             lineage = self._step8_lineage(client)
+            pages = self._step9_ui(client, best.run_id)
         return QuickstartResult(
-            server.uri, server.started, added.version.ref, tuple(runs), best.run_id,
-            _deploy.MODEL_NAME, version, _deploy.DEPLOYMENT, endpoint, not created,
-            traffic, monitoring, cost, lineage, time.monotonic() - started,
-        )  # fmt: skip
+            tracking_uri=server.uri,
+            started_server=server.started,
+            dataset_ref=added.version.ref,
+            runs=tuple(runs),
+            best_run_id=best.run_id,
+            model_name=_deploy.MODEL_NAME,
+            model_version=version,
+            deployment_name=_deploy.DEPLOYMENT,
+            endpoint=endpoint,
+            rolled_out=not created,
+            traffic=traffic,
+            monitoring=monitoring,
+            cost=cost,
+            lineage=lineage,
+            ui_pages=pages,
+            wall_s=time.monotonic() - started,
+        )
 
     # --- steps ----------------------------------------------------------------------
 
@@ -213,6 +228,10 @@ class _Walk:
             graph = client.lineage(self.project, "deployment", _deploy.DEPLOYMENT, direction="up")
             self.console.print(render_tree(graph))
             return tuple(LineageNode(n["kind"], n["label"]) for n in graph["nodes"])
+
+    def _step9_ui(self, client: ModelyardClient, run_id: str) -> tuple[UiPage, ...]:
+        with self._step(9):
+            return _ui.visit_ui(client, self.project, run_id, self.console)
 
     # --- cleanup --------------------------------------------------------------------
 

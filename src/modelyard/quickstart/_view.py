@@ -199,6 +199,7 @@ def next_steps(result: QuickstartResult, project: str, *, server_stopped: bool) 
         f"modelyard data show {result.dataset_ref}",
         f"export MLFLOW_TRACKING_URI={result.tracking_uri}   # MLflow code works unchanged",
         "export MLFLOW_TRACKING_TOKEN=<the token in $MODELYARD_HOME/credentials>",
-        "web UI: (not yet)",
+        "modelyard user passwd admin   # then sign in to the web UI:",
+        f"open {result.tracking_uri}/ui/",
     ]
     return Panel("\n".join(lines), title="try next", border_style="green", expand=False)

@@ -13,6 +13,7 @@ from modelyard.core.errors import IntegrityError, InvalidInput
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel
 from modelyard.core.tracking import run_artifact_namespace
 from modelyard.store import ArtifactIndexRepository, RegistryRepository, TrackingRepository
+from modelyard.store._registry_pages import VersionPage
 
 MANIFEST_FILE = "modelyard.yaml"
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\- ]{0,255}$")
@@ -195,6 +196,19 @@ class RegistryService:
     def list_versions(self, caller: Principal, project: str, name: str) -> list[ModelVersion]:
         caller.require(project, Role.VIEWER)
         return self._repo.list_versions(project, name)
+
+    def versions_page(
+        self, caller: Principal, project: str, name: str, *, offset: int = 0, limit: int = 50
+    ) -> VersionPage:
+        """Versions of ``name`` newest first (without files), with their source runs' names.
+
+        Raises:
+            InvalidInput: ``offset`` below 0 or ``limit`` outside 1..1000.
+        """
+        caller.require(project, Role.VIEWER)
+        if offset < 0 or not 1 <= limit <= 1000:
+            raise InvalidInput(f"offset must be >= 0 and limit 1..1000, got {offset}, {limit}")
+        return self._repo.version_page(project, name, offset=offset, limit=limit)
 
     def delete_version(self, caller: Principal, project: str, name: str, version: int) -> None:
         caller.require(project, Role.ADMIN)

@@ -48,6 +48,12 @@ from modelyard.server.routes import (
     system,
     tokens,
     tracking,
+    ui_data,
+    ui_deployments,
+    ui_lineage,
+    ui_models,
+    ui_ops,
+    ui_runs,
     ui_session,
     users,
 )
@@ -78,6 +84,12 @@ ROUTERS = (
     budgets.api,
     ui_session.root,
     ui_session.api,
+    ui_runs.api,
+    ui_data.api,
+    ui_lineage.api,
+    ui_models.api,
+    ui_deployments.api,
+    ui_ops.api,
 )
 STALE_PARTIAL_UPLOAD_S = 3600.0
 

@@ -306,6 +306,24 @@ class BudgetRepository:
                 for r in rows
             ]
 
+    def latest_events(
+        self, project: str, *, before_id: int | None = None, limit: int = 100
+    ) -> list[BudgetEvent]:
+        """The newest ``limit`` history lines (before ``before_id`` if given), newest
+        first: a page of the budget history, for the web UI."""
+        with self._sql.read() as s:
+            project_id = _project_id(s, project)
+            q = select(BudgetEventRow).where(BudgetEventRow.project_id == project_id)
+            if before_id is not None:
+                q = q.where(BudgetEventRow.id < before_id)
+            rows = s.scalars(q.order_by(BudgetEventRow.id.desc()).limit(limit)).all()
+            return [
+                BudgetEvent(
+                    r.id, project, r.time_ms, r.kind, r.message, json.loads(r.data_json or "{}")
+                )
+                for r in rows
+            ]
+
     # ---- quotas --------------------------------------------------------------------
 
     def set_quota(

@@ -11,12 +11,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, func, insert, select
+from sqlalchemy.orm import Session, aliased
 
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import AlreadyExists, NotFound
-from modelyard.data._entities import Dataset, DatasetVersion
+from modelyard.data._entities import (
+    Dataset,
+    DatasetSummary,
+    DatasetVersion,
+    VersionSummary,
+    profile_rows,
+)
 from modelyard.lineage._graph import EdgeType, NodeKind
 from modelyard.store._schema import (
     ArtifactEntryRow,
@@ -155,15 +161,81 @@ class DataRepository:
             )
             return [_version_entity(dataset, r, project) for r in rows]
 
-    def get_version(self, project: str, name: str, version: int | None) -> DatasetVersion:
+    def get_version(
+        self,
+        project: str,
+        name: str,
+        version: int | None,
+        *,
+        file_offset: int = 0,
+        file_limit: int | None = None,
+    ) -> DatasetVersion:
         """A version with its files and profile; ``version`` None is the latest.
+
+        ``file_offset`` and ``file_limit`` pick a window of its files (in path order);
+        ``file_count`` always counts them all.
 
         Raises:
             NotFound: no such project, dataset or version (the message says which).
         """
         with self._store.read() as s:
             dataset = _dataset_row(s, project, name)
-            return self._version(s, dataset, _version_row(s, dataset, version), project)
+            row = _version_row(s, dataset, version)
+            return self._version(s, dataset, row, project, file_offset, file_limit)
+
+    def dataset_summaries(
+        self, project: str, *, offset: int = 0, limit: int = 100, recent: bool = False
+    ) -> list[DatasetSummary]:
+        """Datasets with their version count and latest version, by name (``recent``:
+        latest version first), in one query."""
+        with self._store.read() as s:
+            stats = (
+                select(
+                    DatasetVersionRow.dataset_id,
+                    func.max(DatasetVersionRow.version).label("v"),
+                    func.count().label("n"),
+                )
+                .group_by(DatasetVersionRow.dataset_id)
+                .subquery()
+            )
+            latest = aliased(DatasetVersionRow)
+            query = (
+                select(DatasetRow, stats.c.n, latest)
+                .outerjoin(stats, stats.c.dataset_id == DatasetRow.id)
+                .outerjoin(
+                    latest, and_(latest.dataset_id == DatasetRow.id, latest.version == stats.c.v)
+                )
+                .where(DatasetRow.project_id == _project_id(s, project))
+            )
+            if recent:
+                newest = latest.created_at_ms
+                query = query.order_by(newest.is_(None), newest.desc(), DatasetRow.name)
+            else:
+                query = query.order_by(DatasetRow.name)
+            rows = s.execute(query.offset(offset).limit(limit)).all()
+            return [
+                DatasetSummary(
+                    _dataset(d, project, v.version if v is not None else None),
+                    int(n or 0),
+                    None if v is None else _summary(d, v, project),
+                )
+                for d, n, v in rows
+            ]
+
+    def version_summaries(
+        self, project: str, name: str, *, offset: int = 0, limit: int = 100
+    ) -> list[VersionSummary]:
+        """A page of versions, newest first, without files, with their profiled rows."""
+        with self._store.read() as s:
+            dataset = _dataset_row(s, project, name)
+            rows = s.scalars(
+                select(DatasetVersionRow)
+                .where(DatasetVersionRow.dataset_id == dataset.id)
+                .order_by(DatasetVersionRow.version.desc())
+                .offset(offset)
+                .limit(limit)
+            )
+            return [_summary(dataset, r, project) for r in rows]
 
     def version_id(self, project: str, name: str, version: int | None) -> tuple[int, int]:
         """The row id and number of a version (``None``: the latest)."""
@@ -172,13 +244,22 @@ class DataRepository:
             return row.id, row.version
 
     def _version(
-        self, s: Session, dataset: DatasetRow, row: DatasetVersionRow, project: str
+        self,
+        s: Session,
+        dataset: DatasetRow,
+        row: DatasetVersionRow,
+        project: str,
+        file_offset: int = 0,
+        file_limit: int | None = None,
     ) -> DatasetVersion:
-        entries = s.scalars(
+        query = (
             select(ArtifactEntryRow)
             .where(ArtifactEntryRow.namespace == dataset_version_namespace(row.id))
             .order_by(ArtifactEntryRow.path)
         )
+        if file_offset or file_limit is not None:
+            query = query.offset(file_offset).limit(file_limit)
+        entries = s.scalars(query)
         files = tuple(ArtifactEntry(e.path, e.digest, e.size) for e in entries)
         profile = json.loads(row.profile_json or "{}")
         return _version_entity(dataset, row, project, files, profile)
@@ -205,6 +286,11 @@ def _version_entity(
         files=files,
         profile=profile or {},
     )
+
+
+def _summary(dataset: DatasetRow, row: DatasetVersionRow, project: str) -> VersionSummary:
+    profile = json.loads(row.profile_json or "{}")
+    return VersionSummary(_version_entity(dataset, row, project), profile_rows(profile))
 
 
 def _add_output_edge(s: Session, run_id: str, version_id: int, now_ms: int) -> None:

@@ -218,9 +218,15 @@ class DeploymentRepository:
             _add_events(s, deployment_id, events, self._now_ms())
 
     def events(
-        self, deployment_id: int, *, after_id: int = 0, limit: int = 1000, kind: str | None = None
+        self,
+        deployment_id: int,
+        *,
+        after_id: int = 0,
+        limit: int = 1000,
+        kind: str | None = None,
+        newest_first: bool = False,
     ) -> list[DeploymentEvent]:
-        """Events after ``after_id``, oldest first."""
+        """Events after ``after_id``, oldest first (or the newest ``limit``, newest first)."""
         with self._store.read() as s:
             name = s.scalar(select(DeploymentRow.name).where(DeploymentRow.id == deployment_id))
             q = select(DeploymentEventRow).where(
@@ -229,7 +235,8 @@ class DeploymentRepository:
             )
             if kind is not None:
                 q = q.where(DeploymentEventRow.kind == kind)
-            rows = s.scalars(q.order_by(DeploymentEventRow.id).limit(limit)).all()
+            order = DeploymentEventRow.id.desc() if newest_first else DeploymentEventRow.id
+            rows = s.scalars(q.order_by(order).limit(limit)).all()
             return [
                 DeploymentEvent(
                     id=r.id,

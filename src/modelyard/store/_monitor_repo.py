@@ -418,6 +418,30 @@ class MonitorRepository:
                 for r in rows
             ]
 
+    def latest_events(
+        self, deployment_id: int, *, before_id: int | None = None, limit: int = 100
+    ) -> list[AlertEvent]:
+        """The newest ``limit`` history lines (before ``before_id`` if given), newest
+        first: a page of the alert history, for the web UI."""
+        with self._store.read() as s:
+            name = s.scalar(select(DeploymentRow.name).where(DeploymentRow.id == deployment_id))
+            q = select(AlertEventRow).where(AlertEventRow.deployment_id == deployment_id)
+            if before_id is not None:
+                q = q.where(AlertEventRow.id < before_id)
+            rows = s.scalars(q.order_by(AlertEventRow.id.desc()).limit(limit)).all()
+            return [
+                AlertEvent(
+                    r.id,
+                    r.rule_id,
+                    name or "",
+                    r.time_ms,
+                    r.kind,
+                    r.message,
+                    json.loads(r.data_json or "{}"),
+                )
+                for r in rows
+            ]
+
     # ---- silences ------------------------------------------------------------------
 
     def add_silence(

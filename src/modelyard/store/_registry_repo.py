@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import AlreadyExists, Conflict, NotFound
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel, version_namespace
+from modelyard.store._registry_pages import VersionPage, model_summaries, version_page
 from modelyard.store._schema import (
     AliasHistoryRow,
     ArtifactEntryRow,
@@ -76,13 +77,7 @@ class RegistryRepository:
 
     def list_models(self, project: str) -> list[RegisteredModel]:
         with self._store.read() as s:
-            p = _project_row(s, project)
-            rows = s.scalars(
-                select(RegisteredModelRow)
-                .where(RegisteredModelRow.project_id == p.id)
-                .order_by(RegisteredModelRow.name)
-            )
-            return [self._model(s, r, project) for r in rows]
+            return model_summaries(s, _project_row(s, project).id, project)
 
     # --- versions -----------------------------------------------------------------------
 
@@ -189,6 +184,12 @@ class RegistryRepository:
                 .order_by(ModelVersionRow.version)
             )
             return [self._version(s, model, r, project, with_files=False) for r in rows]
+
+    def version_page(self, project: str, name: str, *, offset: int, limit: int) -> VersionPage:
+        """Versions of ``name`` newest first, ``limit`` from ``offset``, without files."""
+        with self._store.read() as s:
+            model = _model_row(s, project, name)
+            return version_page(s, model, project, offset=offset, limit=limit)
 
     def delete_version(self, project: str, name: str, version: int) -> None:
         """Delete a version no alias points to.

@@ -56,7 +56,8 @@ def condition(c: Comparison) -> ColumnElement[bool]:
         column = _ATTRIBUTE_COLUMNS[c.key]
         value: Any = c.value
         if c.key in ("start_time", "end_time", "experiment_id") and isinstance(value, float):
-            value = int(value) if value.is_integer() else value
+            # A float beyond int64 stays a float: the driver cannot bind such an int.
+            value = int(value) if value.is_integer() and abs(value) < 2**63 else value
         return _compare(column, c.comparator, value)
     if c.entity is Entity.METRIC:
         m = aliased(LatestMetricRow)

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import func, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -359,6 +359,56 @@ class TrackingRepository:
         with self._store.read() as s:
             rows = s.scalars(select(MetricRow.id).where(MetricRow.run_id == run_id)).all()
             return len(rows)
+
+    def sampled_metric_history(
+        self, run_id: str, keys: Sequence[str], max_points: int
+    ) -> dict[str, list[Metric]]:
+        """Each key's history by step, thinned in SQL to at most ``max_points`` + 1 points
+        (every n-th point and the last), for charts: a long history never leaves the database.
+        """
+        m = MetricRow
+        order = (m.step, m.timestamp_ms, m.id)
+        numbered = (
+            select(
+                m.key,
+                m.value,
+                m.is_nan,
+                m.step,
+                m.timestamp_ms,
+                func.row_number().over(partition_by=m.key, order_by=order).label("rn"),
+                func.count().over(partition_by=m.key).label("n"),
+            )
+            .where(m.run_id == run_id, m.key.in_(list(keys)))
+            .subquery()
+        )
+        c = numbered.c
+        stride = (c.n + (max_points - 1)) // max_points
+        out: dict[str, list[Metric]] = {key: [] for key in keys}
+        with self._store.read() as s:
+            self._run_row(s, run_id)
+            rows = s.execute(
+                select(c.key, c.value, c.is_nan, c.step, c.timestamp_ms)
+                .where(or_((c.rn - 1) % stride == 0, c.rn == c.n))
+                .order_by(c.key, c.rn)
+            )
+            for key, value, is_nan, step, ts in rows:
+                out[key].append(Metric(key, math.nan if is_nan else value, step, ts))
+        return out
+
+    def run_stats(self, project: str) -> dict[int, tuple[int, int]]:
+        """Per experiment of ``project`` that has active runs: (run count, newest start ms)."""
+        with self._store.read() as s:
+            rows = s.execute(
+                select(RunRow.experiment_id, func.count(), func.max(RunRow.start_time_ms))
+                .join(ExperimentRow, ExperimentRow.id == RunRow.experiment_id)
+                .join(ProjectRow, ProjectRow.id == ExperimentRow.project_id)
+                .where(
+                    ProjectRow.name == project,
+                    RunRow.lifecycle_stage == LifecycleStage.ACTIVE.value,
+                )
+                .group_by(RunRow.experiment_id)
+            )
+            return {int(e): (int(n), int(newest)) for e, n, newest in rows}
 
     # --- search -------------------------------------------------------------------------
 

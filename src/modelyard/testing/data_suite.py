@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from modelyard.core.clock import FakeClock
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import NotFound
 from modelyard.lineage import Direction, Edge, EdgeType, NodeKey, NodeKind
@@ -52,6 +53,37 @@ class DataStoreConformance:
         assert [(d.name, d.latest_version) for d in data_store.data.list_datasets("default")] == [
             ("credit", 3)
         ]
+
+    def test_summaries_and_a_window_of_files_for_the_web_ui(
+        self, data_store: MetadataStore, fake_clock: FakeClock
+    ) -> None:
+        self._commit(data_store, "alpha", "a", "b")
+        self._commit(data_store, "alpha", "a", "c", "d")
+        self._commit(data_store, "zeta", "a")
+        fake_clock.advance(5)
+        data_store.data.commit_version(
+            "default", "alpha", _files("e"), manifest_digest="e" * 64, user="bob",
+            profile={"format_version": 1, "tables": {"x.csv": {"num_rows": 7}, "y": {}}},
+        )  # fmt: skip
+        summaries = data_store.data.dataset_summaries("default")
+        assert [(s.dataset.name, s.version_count) for s in summaries] == [("alpha", 3), ("zeta", 1)]
+        latest = summaries[0].latest
+        assert latest is not None
+        assert (latest.version.version, latest.version.user, latest.rows) == (3, "bob", 7)
+        assert summaries[1].latest is not None
+        assert summaries[1].latest.rows is None
+        recent = data_store.data.dataset_summaries("default", limit=1, recent=True)
+        assert [s.dataset.name for s in recent] == ["alpha"]
+        paged = data_store.data.dataset_summaries("default", offset=1, limit=5)
+        assert [s.dataset.name for s in paged] == ["zeta"]
+        versions = data_store.data.version_summaries("default", "alpha", offset=1, limit=1)
+        assert [(v.version.version, v.version.file_count) for v in versions] == [(2, 3)]
+        window = data_store.data.get_version("default", "alpha", 2, file_offset=1, file_limit=1)
+        assert ([f.path for f in window.files], window.file_count) == (["part-c.bin"], 3)
+        none = data_store.data.get_version("default", "alpha", 2, file_limit=0)
+        assert none.files == ()
+        with pytest.raises(NotFound, match="dataset 'nope'"):
+            data_store.data.version_summaries("default", "nope")
 
     def test_unknown_names_and_versions_are_not_found(self, data_store: MetadataStore) -> None:
         with pytest.raises(NotFound, match="dataset 'nope'"):

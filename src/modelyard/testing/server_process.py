@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -105,3 +106,29 @@ def running_server(
         yield server
     finally:
         stop_process(process)
+
+
+def reap_orphans(home: Path) -> None:
+    """SIGKILL a gateway and replicas the store or the state file still lists as alive.
+
+    A server stopped gracefully stops what it runs; one that was killed (or a test that
+    failed half-way) leaves its gateway and replicas behind, each in its own session.
+    """
+    # Imported here: the store costs half a second to import, and most users of this
+    # module only start and stop a server.
+    from modelyard.deploy._processes import pid_alive
+    from modelyard.store import open_store
+
+    pids: list[int] = []
+    state = home / "run" / "gateway.json"
+    if state.exists():
+        pids.append(int(json.loads(state.read_text())["pid"]))
+    store = open_store(f"sqlite:///{home / 'modelyard.db'}")
+    try:
+        pids += [r.pid for r in store.deployments.replicas(active_only=True)]
+    finally:
+        store.close()
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

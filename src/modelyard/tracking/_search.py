@@ -53,6 +53,7 @@ ATTRIBUTES = {
 ATTRIBUTE_ALIASES = {"created": "start_time", "run_uuid": "run_id", "user": "user_id"}
 COMPARATORS = ("=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN")
 _STRING_ONLY = {"LIKE", "ILIKE", "IN", "NOT IN"}
+MAX_PAGE_OFFSET = 2**62  # beyond it a database cannot bind the OFFSET
 
 _TOKEN_RE = re.compile(
     r"""\s*(?:
@@ -247,6 +248,6 @@ def decode_page_token(token: str | None) -> int:
         offset = int(number)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(f"invalid page_token {token!r}") from None
-    if kind != "offset" or offset < 0:
+    if kind != "offset" or not 0 <= offset <= MAX_PAGE_OFFSET:
         raise InvalidInput(f"invalid page_token {token!r}")
     return offset

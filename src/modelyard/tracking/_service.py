@@ -232,6 +232,20 @@ class TrackingService:
         items = self._repo.metric_history(run_id, key, offset=offset, limit=max_results + 1)
         return _page(items, offset, max_results)
 
+    def sampled_metric_history(
+        self, caller: Principal, run_id: str, keys: list[str], *, max_points: int = 2000
+    ) -> dict[str, list[Metric]]:
+        """Each key's history thinned to about ``max_points`` points (for charts)."""
+        self._require_run(caller, run_id, Role.VIEWER)
+        if not 2 <= max_points <= 100_000:
+            raise InvalidInput(f"max_points must be between 2 and 100000, got {max_points}")
+        return self._repo.sampled_metric_history(run_id, keys, max_points)
+
+    def run_stats(self, caller: Principal, project: str) -> dict[int, tuple[int, int]]:
+        """Per experiment of ``project``: (active run count, newest run start ms)."""
+        caller.require(project, Role.VIEWER)
+        return self._repo.run_stats(project)
+
     def search_runs(
         self,
         caller: Principal,

@@ -151,6 +151,7 @@ def page_context(request: Request) -> dict[str, Any]:
         "csrf": getattr(request.state, "csrf_token", None) or "",
         "auth_enabled": request.app.state.modelyard.settings.auth_enabled,
         "url_with": lambda **kw: url_with(request, **kw),
+        "section": None,  # the nav entry to highlight; pages pass theirs (error pages none)
         "started": getattr(request.state, "ui_started", time.perf_counter()),
     }
 

@@ -53,6 +53,29 @@ class TrackingStoreConformance:
         with pytest.raises(NotFound):
             tracking.get_experiment(999_999)
 
+    def test_sampled_history_and_run_stats(
+        self, metadata_store: MetadataStore, experiment_id: int
+    ) -> None:
+        tracking = metadata_store.tracking
+        run_id = _run(metadata_store, experiment_id, "r-sampled", start=500)
+        _run(metadata_store, experiment_id, "r-other", start=900)
+        loss = tuple(Metric("loss", float(i), i, 1000 + i) for i in range(1000))
+        acc = (Metric("acc", 0.5, 0, 1), Metric("acc", math.nan, 1, 2))
+        tracking.log_batch(run_id, LogBatch(metrics=loss + acc))
+        sampled = tracking.sampled_metric_history(run_id, ["loss", "acc", "none"], 100)
+        steps = [m.step for m in sampled["loss"]]
+        assert 100 <= len(steps) <= 101
+        assert steps == sorted(steps)
+        assert (steps[0], steps[-1]) == (0, 999)  # first and last always kept
+        assert [m.step for m in sampled["acc"]] == [0, 1]
+        assert math.isnan(sampled["acc"][1].value)
+        assert sampled["none"] == []
+        with pytest.raises(NotFound):
+            tracking.sampled_metric_history("no-such-run", ["loss"], 100)
+        assert tracking.run_stats("default") == {experiment_id: (2, 900)}
+        tracking.update_run("r-other", lifecycle_stage=LifecycleStage.DELETED)
+        assert tracking.run_stats("default") == {experiment_id: (1, 500)}
+
     def test_run_lifecycle_and_data(
         self, metadata_store: MetadataStore, experiment_id: int
     ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from functools import cache
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,9 +23,14 @@ SESSION_PREFIX = "mys_"
 
 # argon2-cffi's RFC 9106 "low memory" profile: 64 MiB, 3 passes, 4 lanes.
 _HASHER = PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4, type=Type.ID)
-# Verified against when the user does not exist, so that a login for an unknown name
-# costs the same time as one with a wrong password.
-_DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))
+
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user has no password, so that a login for an unknown
+    name costs the same time as one with a wrong password (made on first use, not at
+    import: one argon2 hash is tens of milliseconds)."""
+    return _HASHER.hash(secrets.token_urlsafe(16))
 
 
 def validate_password(password: str) -> str:
@@ -45,7 +51,7 @@ def hash_password(password: str) -> str:
 def verify_password(stored_hash: str | None, password: str) -> bool:
     """Whether ``password`` matches; always spends one argon2 verification."""
     try:
-        return _HASHER.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+        return _HASHER.verify(stored_hash or _dummy_hash(), password) and stored_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

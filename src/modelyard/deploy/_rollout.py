@@ -21,8 +21,9 @@ from dataclasses import dataclass, field, replace
 
 from modelyard.core.deployments import RevisionState, Rollout
 
-# A p99 "regression" smaller than this is timer jitter, not a slower model.
-P99_ALLOWANCE_S = 0.002
+# A p99 "regression" smaller than this is scheduling jitter on a shared host, not a
+# slower model (2 ms rolled a healthy canary back in CI: 7.7 ms against 5.0 ms).
+P99_ALLOWANCE_S = 0.005
 # p99 of fewer requests than this is not compared.
 MIN_REQUESTS_FOR_P99 = 20
 

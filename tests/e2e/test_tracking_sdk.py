@@ -16,7 +16,7 @@ import pytest
 
 import modelyard as my
 from modelyard.client import ModelyardClient
-from modelyard.core.errors import InvalidInput
+from modelyard.core.errors import InvalidInput, NotFound
 from modelyard.core.tracking import LogBatch, Metric, RunStatus
 from modelyard.testing.server_process import ServerProcess, running_server
 
@@ -136,3 +136,21 @@ def test_32_concurrent_clients_on_sqlite(server: ServerProcess) -> None:
         for i in range(32):
             target = shared if i % 2 else own[i // 2]
             assert len(client.metric_history(target, f"m{i}")) == 1000
+
+
+def test_start_run_with_run_id_reopens_an_existing_run(sdk: ServerProcess) -> None:
+    my.set_experiment("reopen")
+    with my.start_run(name="driver-made") as made:
+        pass
+    with my.start_run(run_id=made.id, tags={"worker": "w1"}) as again:
+        assert again.id == made.id
+        assert my.get_run(made.id).status is RunStatus.RUNNING
+        my.log_metric("loss", 0.5)
+    with ModelyardClient(sdk.uri, sdk.admin_token) as client:
+        stored = client.get_run(made.id)
+    assert stored.status is RunStatus.FINISHED
+    assert stored.tags["worker"] == "w1"
+    assert stored.metrics["loss"].value == 0.5
+    with pytest.raises(NotFound):
+        my.start_run(run_id="no-such-run")
+    assert my.active_run() is None

@@ -20,7 +20,7 @@ from modelyard.client import ModelyardClient, connect
 from modelyard.config import Settings
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput, NotFound
-from modelyard.core.tracking import Experiment, Run, RunStatus
+from modelyard.core.tracking import Experiment, LogBatch, Run, RunStatus
 from modelyard.tracking._logger import BatchLogger
 
 if TYPE_CHECKING:
@@ -106,25 +106,43 @@ class _Session:
         with self._lock:
             return self.stack[-1] if self.stack else None
 
-    def start_run(self, name: str | None, tags: dict[str, str] | None, nested: bool) -> ActiveRun:
+    def start_run(
+        self,
+        name: str | None,
+        tags: dict[str, str] | None,
+        nested: bool,
+        run_id: str | None = None,
+    ) -> ActiveRun:
         with self._lock:
             parent = self.stack[-1] if self.stack else None
             if parent is not None and not nested:
                 raise InvalidInput(
                     f"run {parent.name} is already active: end it first, or pass nested=True"
                 )
-            experiment_id = parent.experiment_id if parent else self.current_experiment().id
-            run = self.client.create_run(
-                experiment_id,
-                name=name,
-                tags=tags,
-                parent_run_id=parent.id if parent else None,
-            )
+            if run_id is not None:
+                run = self._reopen(run_id, tags)
+            else:
+                experiment_id = parent.experiment_id if parent else self.current_experiment().id
+                run = self.client.create_run(
+                    experiment_id,
+                    name=name,
+                    tags=tags,
+                    parent_run_id=parent.id if parent else None,
+                )
             sender = connect(self.settings)
             logger = BatchLogger(run.id, sender.log_batch)
             active = ActiveRun(self, run, logger, sender)
             self.stack.append(active)
             return active
+
+    def _reopen(self, run_id: str, tags: dict[str, str] | None) -> Run:
+        """An existing run, set RUNNING again (as MLflow's ``start_run(run_id=...)``)."""
+        run = self.client.get_run(run_id)
+        if run.status is not RunStatus.RUNNING:
+            run = self.client.update_run(run_id, status=RunStatus.RUNNING)
+        if tags:
+            self.client.log_batch(run_id, LogBatch(tags=tuple(tags.items())))
+        return run
 
     def end_run(self, active: ActiveRun, status: RunStatus) -> None:
         with self._lock:
@@ -176,10 +194,18 @@ def set_experiment(name: str) -> Experiment:
 
 
 def start_run(
-    name: str | None = None, *, tags: dict[str, str] | None = None, nested: bool = False
+    name: str | None = None,
+    *,
+    tags: dict[str, str] | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
 ) -> ActiveRun:
-    """Start a run in the current experiment; ``nested=True`` makes it a child run."""
-    return _get().start_run(name, tags, nested)
+    """Start a run in the current experiment; ``nested=True`` makes it a child run.
+
+    ``run_id`` reopens an existing run instead (status RUNNING again), as in MLflow:
+    a tuning trial or pipeline step logs into the child run its driver created.
+    """
+    return _get().start_run(name, tags, nested, run_id)
 
 
 def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:

@@ -72,6 +72,17 @@ def test_canary_rolls_back_on_p99_ratio_but_not_on_jitter() -> None:
     assert advance(ro, view(61, canary=jitter, stable=fast)).rollout.phase == "stepping"
 
 
+def test_a_p99_gap_within_the_5_ms_allowance_is_jitter_and_beyond_it_a_regression() -> None:
+    rollout = CANARY  # max_p99_ratio 1.5
+    stable = WindowStats(requests=100, errors=0, p99_s=0.005)
+    # The CI case: 7.7 ms against 5.0 ms is over the ratio but only 2.7 ms slower.
+    assert judge(WindowStats(requests=100, errors=0, p99_s=0.0077), stable, rollout) is None
+    assert judge(WindowStats(requests=100, errors=0, p99_s=0.0099), stable, rollout) is None
+    verdict = judge(WindowStats(requests=100, errors=0, p99_s=0.0101), stable, rollout)
+    assert verdict is not None
+    assert "p99 10.1 ms" in verdict
+
+
 def test_a_step_without_canary_traffic_is_held_not_judged() -> None:
     ro = advance(CANARY, view(0)).rollout
     step = advance(ro, view(61, canary=WindowStats(), stable=good()))

@@ -7,12 +7,19 @@ loaded on first use so that importing modelyard stays cheap and side-effect free
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # typed for checkers; loaded on first use at run time
+    from modelyard.pipelines import DatasetRef as DatasetRef
+    from modelyard.pipelines import Pipeline as Pipeline
+    from modelyard.pipelines import step as step
 
 __version__ = "0.1.0"
 
 _REGISTRY_SDK = ("get_version", "load_model", "log_model", "register_model", "set_alias")
 _DATA_SDK = ("log_dataset", "use_dataset")
+_PIPELINE_SDK = ("step", "Pipeline", "DatasetRef")
+_TUNING_SDK = ("tune", "report", "TrialPruned", "uniform", "loguniform", "randint", "choice")
 _DEPLOY_SDK = ("deploy", "get_deployment", "update_deployment", "set_traffic", "rollback",
                "delete_deployment")  # fmt: skip
 _SDK = (
@@ -33,10 +40,26 @@ _SDK = (
     "start_run",
 )
 
-__all__ = ["__version__", *_SDK, *_REGISTRY_SDK, *_DATA_SDK, *_DEPLOY_SDK]
+__all__ = [
+    "__version__",
+    *_SDK,
+    *_REGISTRY_SDK,
+    *_DATA_SDK,
+    *_DEPLOY_SDK,
+    *_PIPELINE_SDK,
+    *_TUNING_SDK,
+]
 
 
 def __getattr__(name: str) -> Any:
+    if name in _TUNING_SDK:
+        value = getattr(importlib.import_module("modelyard.tuning"), name)
+        globals()[name] = value
+        return value
+    if name in _PIPELINE_SDK:
+        value = getattr(importlib.import_module("modelyard.pipelines"), name)
+        globals()[name] = value
+        return value
     if name in _SDK or name in _REGISTRY_SDK or name in _DATA_SDK or name in _DEPLOY_SDK:
         module = "modelyard.tracking.fluent" if name in _SDK else "modelyard.registry.fluent"
         module = "modelyard.data.fluent" if name in _DATA_SDK else module

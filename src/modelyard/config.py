@@ -111,6 +111,8 @@ _FIELDS: dict[str, Callable[[Any], Any]] = {
     "otel_endpoint": _text,
     "prices": _text,
     "budget_interval_s": _int(1, 86400),
+    "schedule_interval_s": _int(1, 3600),
+    "pipelines_dir": _path,
 }
 
 
@@ -129,6 +131,9 @@ class Settings:
     off) is the OTLP/HTTP endpoint traces go to. ``prices`` (``MODELYARD_PRICES``) names a
     price-catalog file overriding the defaults (else ``$MODELYARD_HOME/prices.toml`` if it
     exists); ``budget_interval_s`` (default 60) is how often budgets are evaluated.
+    ``schedule_interval_s`` (default 15) is how often the server looks for due pipeline
+    schedules; ``pipelines_dir`` (default ``$MODELYARD_HOME/pipelines``) is the only
+    folder whose pipeline files schedules may run.
 
     Instances are frozen; :meth:`replace` makes a changed copy.
 
@@ -150,6 +155,8 @@ class Settings:
     otel_endpoint: str
     prices: str
     budget_interval_s: int
+    schedule_interval_s: int
+    pipelines_dir: Path
 
     def __init__(self, **values: Any) -> None:
         _check_known(values)
@@ -180,6 +187,10 @@ class Settings:
             "otel_endpoint": parsed.get("otel_endpoint", ""),
             "prices": parsed.get("prices", ""),
             "budget_interval_s": parsed.get("budget_interval_s", 60),
+            "schedule_interval_s": parsed.get("schedule_interval_s", 15),
+            "pipelines_dir": Path(parsed.get("pipelines_dir") or home / "pipelines")
+            .expanduser()
+            .resolve(),
         }
         self.__dict__.update(fields)
 
@@ -237,6 +248,8 @@ class Settings:
             "MODELYARD_OTEL_ENDPOINT": mask_uri_password(self.otel_endpoint),
             "MODELYARD_PRICES": self.prices,
             "MODELYARD_BUDGET_INTERVAL_S": str(self.budget_interval_s),
+            "MODELYARD_SCHEDULE_INTERVAL_S": str(self.schedule_interval_s),
+            "MODELYARD_PIPELINES_DIR": str(self.pipelines_dir),
         }
 
 

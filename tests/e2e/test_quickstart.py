@@ -130,6 +130,18 @@ def check_walk(client: ModelyardClient, result: dict[str, Any], n: int, after_ev
     assert all(page["size"] > 1000 for page in pages.values())
     assert client.get_page(pages["model"]["path"]).status_code == 200
 
+    # Step 10: a TPE sweep of random forests and the pipeline run twice, the second
+    # entirely from the cache.
+    tuning = result["tuning"]
+    assert tuning["trials"] == 8
+    assert 0.9 < tuning["best_value"] <= 1.0
+    assert set(tuning["best_params"]) == {"n_estimators", "max_depth"}
+    study = client.get_run(tuning["study_run_id"])
+    assert study.tags["modelyard.study.state"] == "COMPLETED"
+    assert tuning["cached_steps"][-1] == tuning["steps"] == 3
+    last = client.get_run(tuning["pipeline_runs"][-1])
+    assert last.tags["modelyard.pipeline.state"] == "SUCCEEDED"
+
     graph = client.lineage(P, "deployment", "quickstart-api", direction="up")
     labels = {(node["kind"], node["label"]) for node in graph["nodes"]}
     assert ("dataset_version", f"quickstart-data@v{n}") in labels
@@ -172,7 +184,7 @@ def test_a_rejected_token_fails_step_1_with_a_clear_message(
     env = quickstart_env(tmp_path / "other-home", server.uri, MODELYARD_TOKEN="myt_x_bogus")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/9 (server) failed: the server at" in proc.stderr
+    assert "step 1/10 (server) failed: the server at" in proc.stderr
     assert "rejected the credentials" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
@@ -182,7 +194,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
     env = quickstart_env(tmp_path / "home", uri, MODELYARD_PROJECT="no-such-project")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/9 (server) failed: project 'no-such-project' does not exist" in proc.stderr
+    assert "step 1/10 (server) failed: project 'no-such-project' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (tmp_path / "home" / "logs" / "quickstart-server.log").exists()  # it did start one
     with pytest.raises(httpx.TransportError):

@@ -33,9 +33,11 @@ from modelyard.cli._deploy_cmds import deploy_app
 from modelyard.cli._models_cmds import models_app
 from modelyard.cli._monitor_cmds import monitor_app
 from modelyard.cli._output import JSON_OPTION, console, print_json, print_table, user_errors
+from modelyard.cli._pipeline_cmds import pipeline_app
 from modelyard.cli._quickstart_cmd import quickstart_cmd
 from modelyard.cli._serve_cmd import gateway_cmd, serve_cmd
 from modelyard.cli._tracking_cmds import experiments_app, runs_app
+from modelyard.cli._tune_cmds import tune_app
 from modelyard.core.entities import IssuedToken
 
 app = typer.Typer(
@@ -64,6 +66,8 @@ register_estimate(cost_app)
 app.add_typer(cost_app, name="cost")
 app.add_typer(budget_app, name="budget")
 app.add_typer(quota_app, name="quota")
+app.add_typer(pipeline_app, name="pipeline")
+app.add_typer(tune_app, name="tune")
 app.command("lineage")(lineage)
 app.command("quickstart")(quickstart_cmd)
 app.command("serve")(serve_cmd)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import ssl
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -19,6 +21,7 @@ from modelyard.client._data_rest import DataCalls
 from modelyard.client._deploy_rest import DeploymentCalls
 from modelyard.client._monitor_rest import MonitorCalls
 from modelyard.client._registry_rest import RegistryCalls
+from modelyard.client._schedule_rest import ScheduleCalls
 from modelyard.client._tracking_rest import TrackingCalls
 from modelyard.core.entities import (
     ArtifactEntry,
@@ -68,7 +71,14 @@ def _artifact(d: dict[str, Any]) -> ArtifactEntry:
 
 
 class ModelyardClient(
-    TrackingCalls, RegistryCalls, DataCalls, DeploymentCalls, MonitorCalls, CostCalls, BudgetCalls
+    TrackingCalls,
+    RegistryCalls,
+    DataCalls,
+    DeploymentCalls,
+    MonitorCalls,
+    CostCalls,
+    BudgetCalls,
+    ScheduleCalls,
 ):
     """One connection to a modelyard server.
 
@@ -89,7 +99,11 @@ class ModelyardClient(
             headers["authorization"] = f"Bearer {token}"
         self.tracking_uri = tracking_uri.rstrip("/")
         self._http = httpx.Client(
-            base_url=self.tracking_uri, headers=headers, timeout=timeout_s, transport=transport
+            base_url=self.tracking_uri,
+            headers=headers,
+            timeout=timeout_s,
+            transport=transport,
+            verify=_ssl_context(),
         )
 
     def close(self) -> None:
@@ -296,6 +310,13 @@ class ModelyardClient(
 
     def delete_artifact(self, project: str, path: str) -> None:
         self.request("DELETE", _artifact_url(project, path))
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (~20 ms), and a
+    client is made per run (every tuning trial, every pipeline step)."""
+    return httpx.create_ssl_context()
 
 
 def _seg(value: str) -> str:

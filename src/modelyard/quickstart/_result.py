@@ -18,6 +18,7 @@ STEP_TITLES = (
     "cost",
     "lineage",
     "the web UI",
+    "tune and a cached pipeline",
 )
 
 
@@ -105,6 +106,20 @@ class TrafficSummary:
 
 
 @dataclass(frozen=True)
+class TuneSummary:
+    """Step 10: the sweep's study and best trial, and the two pipeline runs."""
+
+    study: str
+    study_run_id: str
+    trials: int
+    best_value: float
+    best_params: dict[str, Any]
+    pipeline_runs: tuple[str, ...]
+    cached_steps: tuple[int, ...]  # per pipeline run
+    steps: int
+
+
+@dataclass(frozen=True)
 class QuickstartResult:
     """Everything the walk-through made, as JSON-able values (see :meth:`to_json`)."""
 
@@ -123,6 +138,7 @@ class QuickstartResult:
     cost: CostSummary
     lineage: tuple[LineageNode, ...]
     ui_pages: tuple[UiPage, ...] = ()
+    tuning: TuneSummary | None = None
     wall_s: float = 0.0
 
     @property

@@ -1,4 +1,4 @@
-"""``run_quickstart``: the six steps in order, each failure named, everything cleaned up.
+"""``run_quickstart``: the ten steps in order, each failure named, everything cleaned up.
 
 A step that fails for an expected reason (a ``ModelyardError`` from the server, an HTTP
 error, a file that cannot be written, a deployment that does not come up) raises
@@ -36,11 +36,12 @@ from modelyard.quickstart._result import (
     RunSummary,
     StepError,
     TrafficSummary,
+    TuneSummary,
     UiPage,
 )
 from modelyard.quickstart._server import ServerHandle, find_or_start_server, stop_server
 from modelyard.quickstart._traffic import request_bodies, traffic_plan
-from modelyard.quickstart._view import dataset_table, runs_table, step_title
+from modelyard.quickstart._view import dataset_table, runs_table, step_title, tune_table
 from modelyard.quickstart._watch import DeploymentWatch, drive_traffic
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class _Walk:
             cost = self._step7_cost(client)
             lineage = self._step8_lineage(client)
             pages = self._step9_ui(client, best.run_id)
+            tuning = self._step10_tune(added.version.ref, server.uri)
         return QuickstartResult(
             tracking_uri=server.uri,
             started_server=server.started,
@@ -116,6 +118,7 @@ class _Walk:
             cost=cost,
             lineage=lineage,
             ui_pages=pages,
+            tuning=tuning,
             wall_s=time.monotonic() - started,
         )
 
@@ -232,6 +235,19 @@ class _Walk:
     def _step9_ui(self, client: ModelyardClient, run_id: str) -> tuple[UiPage, ...]:
         with self._step(9):
             return _ui.visit_ui(client, self.project, run_id, self.console)
+
+    def _step10_tune(self, dataset_ref: str, uri: str) -> TuneSummary:
+        from modelyard.quickstart import _tune
+
+        with self._step(10):
+            settings = self.settings.replace(tracking_uri=uri)
+            with self.console.status(
+                f"tuning a random forest: {_tune.TRIALS} trials on {_tune.WORKERS} worker "
+                "processes, then the pipeline prepare → fit → evaluate twice …"
+            ):
+                summary = _tune.sweep_and_pipeline(dataset_ref, settings)
+            self.console.print(tune_table(summary))
+            return summary
 
     # --- cleanup --------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from modelyard.quickstart._result import STEP_TITLES, QuickstartResult, RunSummary
+from modelyard.quickstart._result import STEP_TITLES, QuickstartResult, RunSummary, TuneSummary
 
 LINEAGE_ORDER = ("dataset_version", "run", "model_version", "deployment")
 
@@ -79,6 +79,26 @@ def runs_table(runs: list[RunSummary], best_run_id: str | None = None) -> Table:
             r.run_id[:8],
             style=style,
         )
+    return table
+
+
+def tune_table(summary: TuneSummary) -> Table:
+    """The sweep's best trial and what the second pipeline run took from the cache."""
+    table = Table(
+        title="tuning and pipelines", title_justify="left", header_style="bold", show_header=False
+    )
+    table.add_column("what")
+    table.add_column("result")
+    params = ", ".join(f"{k}={v}" for k, v in summary.best_params.items())
+    best = f"{summary.trials} trials, best roc_auc {summary.best_value:.4f} ({params})"
+    table.add_row(f"study {summary.study}", best)
+    table.add_row("details", f"modelyard tune show {summary.study} --plot study.png")
+    runs = zip(summary.pipeline_runs, summary.cached_steps, strict=True)
+    for n, (run_id, cached) in enumerate(runs, 1):
+        ran = summary.steps - cached
+        what = f"{run_id[:8]}: {ran} steps ran, {cached} from the cache"
+        table.add_row(f"pipeline run {n}", what)
+    table.add_row("details", f"modelyard pipeline show {summary.pipeline_runs[-1]}")
     return table
 
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from modelyard.cost._budget_loop import BudgetLoop
     from modelyard.deploy._runtime import LocalDeployments
     from modelyard.monitor._loop import MonitorLoop
+    from modelyard.pipelines._scheduler import Scheduler
 
 logger = logging.getLogger("modelyard.server")
 
@@ -116,19 +117,28 @@ def serve(
     options: ServeOptions,
     on_ready: Callable[[IssuedToken | None], None] | None = None,
 ) -> None:
-    """Run until interrupted. Several workers share the port through SO_REUSEPORT."""
+    """Run until interrupted. Several workers share the port through SO_REUSEPORT.
+
+    The pipeline scheduler runs in this process with or without deployments."""
     issued = prepare(settings, options)
     deployments = _start_deployments(settings) if options.deployments else None
-    if deployments is not None and options.workers == 1:
+    try:
+        scheduler = _start_scheduler(settings, options)
+    except Exception:
+        if deployments is not None:
+            deployments.stop()
+        raise
+    if options.workers == 1:
         # uvicorn re-raises the signal that stopped it after its graceful shutdown; with a
-        # handler installed that returns instead of killing the process, so the replicas
-        # and the gateway below are stopped too.
+        # handler installed that returns instead of killing the process, so the replicas,
+        # the gateway and the scheduled pipeline runs below are stopped too.
         signal.signal(signal.SIGTERM, _stopped)
     try:
         if on_ready is not None:
             on_ready(issued)
         _serve_workers(settings, options)
     finally:
+        scheduler.stop()
         if deployments is not None:
             deployments.stop()
 
@@ -197,6 +207,28 @@ def _start_budgets(settings: Settings) -> BudgetLoop:
     loop = BudgetLoop(store, cost.project_spend, clock=clock, interval_s=settings.budget_interval_s)
     loop.start()
     return loop
+
+
+def _start_scheduler(settings: Settings, options: ServeOptions) -> Scheduler:
+    """The pipeline scheduler, on its own store connection; its fires talk to this server."""
+    from modelyard.auth import AuthService
+    from modelyard.core.clock import SystemClock
+    from modelyard.pipelines._scheduler import Scheduler
+    from modelyard.store import open_store
+
+    clock = SystemClock()
+    store = open_store(settings.store_uri, clock)
+    scheduler = Scheduler(
+        store,
+        pipelines_dir=settings.pipelines_dir,
+        work_dir=settings.home / "schedules",
+        tracking_uri=client_uri(options),
+        auth=AuthService(store.auth, clock) if settings.auth_enabled else None,
+        clock=clock,
+        interval_s=settings.schedule_interval_s,
+    )
+    scheduler.start()
+    return scheduler
 
 
 @dataclass

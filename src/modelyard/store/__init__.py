@@ -14,6 +14,7 @@ from modelyard.store._lineage_repo import LineageRepository
 from modelyard.store._logged_model_repo import LoggedModelRepository
 from modelyard.store._monitor_repo import MonitorRepository
 from modelyard.store._registry_repo import RegistryRepository
+from modelyard.store._schedule_repo import ScheduleRepository
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_repo import TrackingRepository
 
@@ -25,6 +26,7 @@ __all__ = [
     "MetadataStore",
     "MonitorRepository",
     "RegistryRepository",
+    "ScheduleRepository",
     "SqlStore",
     "TrackingRepository",
     "open_store",
@@ -47,6 +49,7 @@ class MetadataStore:
         self.monitoring = MonitorRepository(sql)
         self.cost = CostRepository(sql)
         self.budgets = BudgetRepository(sql)
+        self.schedules = ScheduleRepository(sql)
 
     def migrate(self) -> None:
         self.sql.migrate()

@@ -777,3 +777,65 @@ class ProjectQuotaRow(Base):
     max_gpu: Mapped[float | None] = mapped_column(Double, nullable=True)
     updated_by: Mapped[str] = mapped_column(String(128))
     updated_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+# ---- pipeline schedules (migration 0011) -------------------------------------------------
+
+
+class PipelineScheduleRow(Base):
+    """A pipeline run by the server's scheduler at the ticks of a cron string (UTC).
+
+    ``target`` is ``path.py:attr`` relative to ``MODELYARD_PIPELINES_DIR``; ``armed_at``
+    is when it was created, re-enabled or given a new cron (ticks at or before it never
+    fire); ``last_fire_at`` when its newest fire started; ``next_fire_at`` when one is due
+    next (None while disabled).
+    """
+
+    __tablename__ = "pipeline_schedules"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(Text)
+    cron: Mapped[str] = mapped_column(String(128))
+    executor: Mapped[str] = mapped_column(String(256))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Double)
+    armed_at: Mapped[float] = mapped_column(Double)
+    last_fire_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    next_fire_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class PipelineScheduleFireRow(Base):
+    """One fire of a schedule: a ``modelyard pipeline run`` subprocess of the server.
+
+    ``state``: PENDING (fire-now asked, not started yet), RUNNING, SUCCEEDED, FAILED.
+    ``token_id`` names the short-lived token it ran with (revoked when it ended);
+    ``message`` holds the reason or the tail of its log.
+    """
+
+    __tablename__ = "pipeline_schedule_fires"
+    __table_args__ = (
+        Index("ix_pipeline_schedule_fires_schedule_id", "schedule_id", "id"),
+        Index("ix_pipeline_schedule_fires_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    schedule_id: Mapped[str] = mapped_column(
+        ForeignKey("pipeline_schedules.id", ondelete="CASCADE")
+    )
+    trigger: Mapped[str] = mapped_column(String(16))
+    tick_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    missed: Mapped[int] = mapped_column(Integer, default=0)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    fired_at: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    state: Mapped[str] = mapped_column(String(16))
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")

@@ -8,6 +8,7 @@ import random
 from pathlib import Path
 
 import pytest
+from tune_support import quadratic, tuning_client
 
 from modelyard.client import ModelyardClient
 from modelyard.core.tracking import LogBatch, Metric, RunStatus
@@ -167,3 +168,34 @@ def test_tune_mistakes_are_clean_errors(server: ServerProcess, tmp_path: Path) -
     assert ghost_experiment.returncode == 1
     assert "does not exist" in ghost_experiment.stderr
     assert json.loads(run_cli(server, "tune", "ls", "--json").stdout) == []
+
+
+def test_tune_show_reads_a_study_my_tune_wrote(
+    server: ServerProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import modelyard as my
+
+    for _client in tuning_client(server, monkeypatch):
+        study = my.tune(
+            quadratic,
+            {"x": my.uniform(0.0, 1.0), "kernel": my.choice(["rbf", "linear"])},
+            metric="loss",
+            n_trials=6,
+            sampler="random",
+            pruner="none",
+            workers=2,
+            study="cli-readback",
+            seed=3,
+        )
+    shown = run_cli(server, "tune", "show", "cli-readback", "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["best_trial"]["run_id"] == study.best_trial.run_id  # type: ignore[union-attr]
+    assert data["best_trial"]["value"] == pytest.approx(study.best_value)
+    assert len(data["trials"]) == 6
+    png = tmp_path / "readback.png"
+    plotted = run_cli(server, "tune", "show", "cli-readback", "--plot", str(png))
+    assert plotted.returncode == 0, plotted.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = json.loads(run_cli(server, "tune", "ls", "--json").stdout)
+    assert "cli-readback" in {row["name"] for row in listed}

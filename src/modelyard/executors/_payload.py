@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import sys
 import sysconfig
 import threading
 import traceback
+import types
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
@@ -56,19 +58,41 @@ def _by_value_module(fn: Callable[..., Any]) -> ModuleType | None:
     return module
 
 
+class _ModuleFinder(cloudpickle.Pickler):  # type: ignore[misc]
+    """Pickles as cloudpickle does, noting the user modules of the functions and
+    classes it meets anywhere (an objective passed as an argument, a step's function
+    inside a task object, a function a by-value function calls)."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file)
+        self.modules: dict[str, ModuleType] = {}
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, type | types.FunctionType):
+            module = _by_value_module(obj)
+            if module is not None:
+                self.modules[module.__name__] = module
+        return super().reducer_override(obj)
+
+
 def dumps_call(fn: Callable[..., Any], args: tuple[Any, ...]) -> bytes:
     """Pickle ``fn(*args)`` for a worker (user modules by value, see module docs)."""
-    module = _by_value_module(fn)
-    if module is None:
-        return bytes(cloudpickle.dumps((fn, args)))
+    registered: list[ModuleType] = []
     with _register_lock:
-        already = module.__name__ in cloudpickle.list_registry_pickle_by_value()
-        if not already:
-            cloudpickle.register_pickle_by_value(module)
         try:
-            return bytes(cloudpickle.dumps((fn, args)))
+            while True:  # until no new user module turns up (each pass may find more)
+                buffer = io.BytesIO()
+                finder = _ModuleFinder(buffer)
+                finder.dump((fn, args))
+                known = set(cloudpickle.list_registry_pickle_by_value())
+                new = [m for name, m in finder.modules.items() if name not in known]
+                if not new:
+                    return buffer.getvalue()
+                for module in new:
+                    cloudpickle.register_pickle_by_value(module)
+                    registered.append(module)
         finally:
-            if not already:
+            for module in registered:
                 cloudpickle.unregister_pickle_by_value(module)
 
 

@@ -236,7 +236,13 @@ def _connect(address: str | None, env: Mapping[str, str]) -> None:
         kwargs["configure_logging"] = False
     try:
         ray.init(**kwargs)
-    except (ConnectionError, TimeoutError) as exc:
+    except BaseException as exc:
+        # A failed init (e.g. a Ray Client server that could not start this client's
+        # session) leaves state behind that makes every later ray.init in this
+        # process fail; shutting down clears it.
+        ray.shutdown()
+        if not isinstance(exc, ConnectionError | TimeoutError):
+            raise
         where = address or os.environ.get("RAY_ADDRESS") or "this machine"
         raise ExecutorUnavailable(f"Ray at {where} does not answer: {exc}") from None
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import json
+import operator
+import sys
 import threading
 from concurrent.futures import CancelledError
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
@@ -65,6 +69,21 @@ def test_an_exception_comes_back_with_its_type_and_the_remote_traceback() -> Non
 def test_an_unpicklable_return_value_is_a_type_error_naming_it() -> None:
     with pytest.raises(TypeError, match="return value cannot be pickled"):
         loads_outcome(run_call(dumps_call(unpicklable, ())))
+
+
+def test_a_user_function_inside_the_arguments_travels_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # my.tune submits modelyard's run_trial with the objective as an argument; a worker
+    # that cannot import the objective's module must still get it.
+    (tmp_path / "user_objective.py").write_text("def objective(x):\n    return 3 * x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    objective = importlib.import_module("user_objective").objective
+    payload = dumps_call(operator.call, (objective, 2))
+    sys.path.remove(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "user_objective")
+    assert loads_outcome(run_call(payload)) == 6  # as in a worker without the module
+    assert "user_objective" not in sys.modules
 
 
 def test_by_value_registration_is_undone_after_pickling() -> None:

@@ -18,14 +18,32 @@ from typing import TYPE_CHECKING, TypeGuard
 
 from modelyard.core.errors import NotFound, PermissionDenied
 from modelyard.core.tracking import Run, RunStatus
+from modelyard.tuning._records import (
+    STUDY,
+    STUDY_BEST_TRIAL,
+    STUDY_EXECUTOR,
+    STUDY_METRIC,
+    STUDY_MODE,
+    STUDY_N_TRIALS,
+    STUDY_PRUNER,
+    STUDY_SAMPLER,
+    STUDY_SPACE,
+    STUDY_STATE,
+    STUDY_STOP_REASON,
+    TRIAL,
+    TRIAL_ERROR,
+    TRIAL_NODE,
+    TRIAL_STATE,
+    TRIAL_VALUE,
+    trial_number,
+    trial_params,
+)
 
 if TYPE_CHECKING:
     from modelyard.client import ModelyardClient
 
 ParamValue = str | int | float | bool | None
 
-STUDY_TAG = "modelyard.study"
-TRIAL_TAG = "modelyard.trial"
 FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 _RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _STATE_OF_STATUS = {
@@ -162,11 +180,8 @@ def parse_space(text: str | None) -> dict[str, ParamSpec]:
 
 
 def _trial_params(run: Run) -> dict[str, ParamValue]:
-    try:
-        raw = json.loads(run.tags.get(f"{TRIAL_TAG}.params", ""))
-    except json.JSONDecodeError:
-        raw = None
-    if isinstance(raw, dict):
+    raw = trial_params(run)
+    if raw is not None:
         return {str(k): _scalar(v) for k, v in raw.items()}
     # No exact params: read the logged (string) params back as numbers where they are.
     parsed: dict[str, ParamValue] = {}
@@ -178,11 +193,11 @@ def _trial_params(run: Run) -> dict[str, ParamValue]:
 
 def trial_view(run: Run, metric: str) -> TrialView:
     """One trial from its child run (tags first, the run's own fields as fall-backs)."""
-    number = _int(run.tags.get(TRIAL_TAG))
+    number = trial_number(run)
     if number is None:
         number = _int(run.name.removeprefix("trial-")) or 0
-    state = run.tags.get(f"{TRIAL_TAG}.state") or _STATE_OF_STATUS.get(run.status, "RUNNING")
-    value = _float(run.tags.get(f"{TRIAL_TAG}.value"))
+    state = run.tags.get(TRIAL_STATE) or _STATE_OF_STATUS.get(run.status, "RUNNING")
+    value = _float(run.tags.get(TRIAL_VALUE))
     if value is None and state == "COMPLETE" and metric in run.metrics:
         value = run.metrics[metric].value
     return TrialView(
@@ -193,36 +208,36 @@ def trial_view(run: Run, metric: str) -> TrialView:
         params=_trial_params(run),
         start_time_ms=run.start_time_ms,
         end_time_ms=run.end_time_ms,
-        node=run.tags.get(f"{TRIAL_TAG}.node"),
-        error=run.tags.get(f"{TRIAL_TAG}.error"),
+        node=run.tags.get(TRIAL_NODE),
+        error=run.tags.get(TRIAL_ERROR),
     )
 
 
 def study_view(parent: Run, children: Sequence[Run], experiment: str) -> StudyView:
     """A study from its parent run and child runs (children without a trial tag ignored)."""
     tags = parent.tags
-    metric = tags.get(f"{STUDY_TAG}.metric", "")
+    metric = tags.get(STUDY_METRIC, "")
     trials = sorted(
-        (trial_view(r, metric) for r in children if TRIAL_TAG in r.tags), key=lambda t: t.number
+        (trial_view(r, metric) for r in children if TRIAL in r.tags), key=lambda t: t.number
     )
     return StudyView(
-        name=tags.get(STUDY_TAG, parent.name),
+        name=tags.get(STUDY, parent.name),
         run_id=parent.id,
         experiment_id=parent.experiment_id,
         experiment=experiment,
-        state=tags.get(f"{STUDY_TAG}.state", parent.status.value),
+        state=tags.get(STUDY_STATE, parent.status.value),
         metric=metric,
-        mode=tags.get(f"{STUDY_TAG}.mode", "min"),
-        sampler=tags.get(f"{STUDY_TAG}.sampler", ""),
-        pruner=tags.get(f"{STUDY_TAG}.pruner", ""),
-        executor=tags.get(f"{STUDY_TAG}.executor", ""),
-        n_trials=_int(tags.get(f"{STUDY_TAG}.n_trials")),
+        mode=tags.get(STUDY_MODE, "min"),
+        sampler=tags.get(STUDY_SAMPLER, ""),
+        pruner=tags.get(STUDY_PRUNER, ""),
+        executor=tags.get(STUDY_EXECUTOR, ""),
+        n_trials=_int(tags.get(STUDY_N_TRIALS)),
         start_time_ms=parent.start_time_ms,
         end_time_ms=parent.end_time_ms,
-        space=parse_space(tags.get(f"{STUDY_TAG}.space")),
+        space=parse_space(tags.get(STUDY_SPACE)),
         trials=tuple(trials),
-        best_trial_number=_int(tags.get(f"{STUDY_TAG}.best_trial")),
-        stop_reason=tags.get(f"{STUDY_TAG}.stop_reason"),
+        best_trial_number=_int(tags.get(STUDY_BEST_TRIAL)),
+        stop_reason=tags.get(STUDY_STOP_REASON),
     )
 
 
@@ -261,12 +276,12 @@ def load_study(client: ModelyardClient, project: str, study: str) -> StudyView:
             run = client.get_run(study)
         except (NotFound, PermissionDenied):  # not a run id here: try it as a name
             run = None
-        if run is not None and run.experiment_id in experiments and STUDY_TAG in run.tags:
+        if run is not None and run.experiment_id in experiments and STUDY in run.tags:
             parent = run
     if parent is None and experiments:
-        found = _search(client, list(experiments), f"tags.`{STUDY_TAG}` = {_quoted(study)}")
+        found = _search(client, list(experiments), f"tags.`{STUDY}` = {_quoted(study)}")
         # Newest first: a study name reused later shows the latest study.
-        parent = next((r for r in found if TRIAL_TAG not in r.tags), None)
+        parent = next((r for r in found if TRIAL not in r.tags), None)
     if parent is None:
         raise NotFound(f"no study named {study!r} in project {project!r}")
     # Trials share the study's experiment as a rule; one query over every experiment of
@@ -289,11 +304,9 @@ def list_studies(
     if not experiments:
         return []
     ids = list(experiments)
-    parents = [
-        r for r in _search(client, ids, f"tags.`{STUDY_TAG}` LIKE '%'") if TRIAL_TAG not in r.tags
-    ]
+    parents = [r for r in _search(client, ids, f"tags.`{STUDY}` LIKE '%'") if TRIAL not in r.tags]
     children: dict[str, list[Run]] = {}
-    for run in _search(client, ids, f"tags.`{TRIAL_TAG}` LIKE '%'"):
+    for run in _search(client, ids, f"tags.`{TRIAL}` LIKE '%'"):
         if run.parent_run_id is not None:
             children.setdefault(run.parent_run_id, []).append(run)
     return [study_view(p, children.get(p.id, []), experiments[p.experiment_id]) for p in parents]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from modelyard.client._connection import resolve_connection
+from modelyard.client import resolve_connection
 from modelyard.config import Settings
 
 

@@ -9,7 +9,7 @@ lineage edge) or a cloudpickled artifact verified by sha256 before it is loaded.
 
 from __future__ import annotations
 
-from modelyard.data._refs import DatasetRef
+from modelyard.data import DatasetRef
 from modelyard.pipelines._graph import StepState
 from modelyard.pipelines._outputs import StepOutput
 from modelyard.pipelines._pipeline import Pipeline

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import InvalidInput
 from modelyard.core.tracking import LogBatch, Run, RunStatus
-from modelyard.data._refs import DatasetRef
+from modelyard.data import DatasetRef
 from modelyard.executors import Executor, open_executor, worker_env
 from modelyard.pipelines import _tags as t
 from modelyard.pipelines._cache import code_digest

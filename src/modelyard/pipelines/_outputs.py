@@ -22,7 +22,7 @@ import cloudpickle  # type: ignore[import-untyped]
 
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import IntegrityError, InvalidInput, ModelyardError
-from modelyard.data._refs import DatasetRef, parse_ref
+from modelyard.data import DatasetRef, parse_ref
 
 if TYPE_CHECKING:
     from modelyard.client import ModelyardClient

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import IntegrityError, InvalidInput
 from modelyard.core.tracking import RunStatus
-from modelyard.data._refs import DatasetRef
+from modelyard.data import DatasetRef
 from modelyard.executors import current_node
 from modelyard.pipelines._outputs import StepOutput, load_output, store_output
 from modelyard.pipelines._typecheck import mismatch

@@ -88,7 +88,7 @@ PIPELINE = Pipeline([prepare, fit, evaluate], name="quickstart-train")
 def sweep_and_pipeline(dataset_ref: str, settings: Settings) -> TuneSummary:
     """Run the sweep, then the pipeline twice, on one pool of ``WORKERS`` processes."""
     import modelyard as my
-    from modelyard.data._refs import parse_ref
+    from modelyard.data import parse_ref
     from modelyard.executors import open_executor, worker_env
 
     my.set_experiment(EXPERIMENT)

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from modelyard.cli._context import client_of
-from modelyard.cli._monitor_cmds import NameArg, ProjectOpt, _num, _project, _window
+from modelyard.cli._context import ProjectOpt, client_of, project_of
+from modelyard.cli._monitor_cmds import NameArg, _num, _window
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -48,7 +48,7 @@ def add(
     """Add alert rules to a deployment (all or none)."""
     with user_errors(), client_of(ctx) as client:
         result = client.add_alerts(
-            _project(ctx, project),
+            project_of(ctx, project),
             name,
             rule,
             webhook=webhook,
@@ -73,7 +73,7 @@ def ls(
 ) -> None:
     """A deployment's rules with their current state."""
     with user_errors(), client_of(ctx) as client:
-        rules = client.list_alerts(_project(ctx, project), name)
+        rules = client.list_alerts(project_of(ctx, project), name)
     print_table(
         rules,
         [
@@ -97,7 +97,7 @@ def rm(
 ) -> None:
     """Remove a rule."""
     with user_errors(), client_of(ctx) as client:
-        client.delete_alert(_project(ctx, project), name, rule_id)
+        client.delete_alert(project_of(ctx, project), name, rule_id)
     console.print(f"removed rule {rule_id}")
 
 
@@ -115,7 +115,7 @@ def history(
 ) -> None:
     """State changes, notification attempts and silences, oldest first."""
     with user_errors(), client_of(ctx) as client:
-        events = client.alert_history(_project(ctx, project), name, limit=limit, kind=kind)
+        events = client.alert_history(project_of(ctx, project), name, limit=limit, kind=kind)
     print_table(
         events,
         [
@@ -141,7 +141,7 @@ def silence(
     """Mute a deployment's notifications for a while (state changes are still recorded)."""
     with user_errors(), client_of(ctx) as client:
         result = client.add_silence(
-            _project(ctx, project), name, duration, rule=rule, comment=comment
+            project_of(ctx, project), name, duration, rule=rule, comment=comment
         )
     if as_json:
         print_json(result)
@@ -158,7 +158,7 @@ def silences(
 ) -> None:
     """Silences in force."""
     with user_errors(), client_of(ctx) as client:
-        found = client.list_silences(_project(ctx, project), name)
+        found = client.list_silences(project_of(ctx, project), name)
     print_table(
         found,
         [
@@ -181,7 +181,7 @@ def unsilence(
 ) -> None:
     """End a silence now."""
     with user_errors(), client_of(ctx) as client:
-        client.delete_silence(_project(ctx, project), name, silence_id)
+        client.delete_silence(project_of(ctx, project), name, silence_id)
     console.print(f"silence {silence_id} ended")
 
 
@@ -204,7 +204,7 @@ def action_add(
     with user_errors(), client_of(ctx) as client:
         argv = shlex.split(command) if command else []
         result = client.add_alert_action(
-            _project(ctx, project),
+            project_of(ctx, project),
             action_name,
             command=argv,
             webhook=webhook or "",
@@ -222,7 +222,7 @@ def action_add(
 def actions(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = JSON_OPTION) -> None:
     """Registered actions."""
     with user_errors(), client_of(ctx) as client:
-        found = client.list_alert_actions(_project(ctx, project))
+        found = client.list_alert_actions(project_of(ctx, project))
     print_table(
         found,
         [
@@ -243,7 +243,7 @@ def action_rm(
 ) -> None:
     """Remove a registered action."""
     with user_errors(), client_of(ctx) as client:
-        client.delete_alert_action(_project(ctx, project), action_name)
+        client.delete_alert_action(project_of(ctx, project), action_name)
     console.print(f"removed action {action_name}")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -20,14 +20,6 @@ from modelyard.core.errors import InvalidInput
 
 budget_app = typer.Typer(help="Monthly budgets per project, with alerts.", no_args_is_help=True)
 quota_app = typer.Typer(help="Replica and CPU quotas per project.", no_args_is_help=True)
-
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -98,7 +90,7 @@ def budget_set(
         thresholds = parse_thresholds(alert_at)
         with client_of(ctx) as client:
             result = client.set_budget(
-                _project(ctx, project),
+                project_of(ctx, project),
                 amount,
                 currency=currency,
                 alert_at=thresholds,
@@ -125,7 +117,7 @@ def budget_show(
 ) -> None:
     """Spent this month, the forecast, % of the budget, thresholds and which fired."""
     with user_errors(), client_of(ctx) as client:
-        view = client.get_budget(_project(ctx, project))
+        view = client.get_budget(project_of(ctx, project))
     if as_json:
         print_json(view)
         return
@@ -182,7 +174,7 @@ def budget_ls(ctx: typer.Context, as_json: bool = JSON_OPTION) -> None:
 def budget_rm(ctx: typer.Context, project: ProjectOpt = None) -> None:
     """Remove a project's budget (its history stays)."""
     with user_errors(), client_of(ctx) as client:
-        name = _project(ctx, project)
+        name = project_of(ctx, project)
         client.delete_budget(name)
     console.print(f"removed the budget of {name}")
 
@@ -200,7 +192,7 @@ def budget_history(
 ) -> None:
     """Settings changes, threshold crossings and notification attempts, oldest first."""
     with user_errors(), client_of(ctx) as client:
-        events = client.budget_history(_project(ctx, project), limit=limit, kind=kind)
+        events = client.budget_history(project_of(ctx, project), limit=limit, kind=kind)
     print_table(
         events,
         [
@@ -237,7 +229,7 @@ def quota_set(
     """
     with user_errors(), client_of(ctx) as client:
         view = client.set_quota(
-            _project(ctx, project),
+            project_of(ctx, project),
             max_replicas=max_replicas,
             max_cpu=max_cpu,
             max_memory_gb=max_memory_gb,
@@ -253,7 +245,7 @@ def quota_set(
 def quota_show(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = JSON_OPTION) -> None:
     """A project's quota and what its active replicas request now."""
     with user_errors(), client_of(ctx) as client:
-        view = client.get_quota(_project(ctx, project))
+        view = client.get_quota(project_of(ctx, project))
     if as_json:
         print_json(view)
         return
@@ -264,7 +256,7 @@ def quota_show(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = J
 def quota_rm(ctx: typer.Context, project: ProjectOpt = None) -> None:
     """Remove a project's quota."""
     with user_errors(), client_of(ctx) as client:
-        name = _project(ctx, project)
+        name = project_of(ctx, project)
         client.delete_quota(name)
     console.print(f"removed the quota of {name}")
 

@@ -7,7 +7,7 @@ client (httpx) only when a command connects to a server.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -33,6 +33,16 @@ def settings_of(ctx: typer.Context) -> Settings:
     if not isinstance(root.obj, Settings):
         root.obj = load_settings()
     return root.obj
+
+
+ProjectOpt = Annotated[
+    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
+]
+
+
+def project_of(ctx: typer.Context, project: str | None) -> str:
+    """``--project`` when given, else ``MODELYARD_PROJECT``."""
+    return project or settings_of(ctx).project
 
 
 def client_of(ctx: typer.Context) -> ModelyardClient:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -26,9 +26,6 @@ cost_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 SinceOpt = Annotated[
     str,
     typer.Option(help="Start: a duration back from --until (7d, 12h, 30m) or a date/time."),
@@ -39,10 +36,6 @@ UntilOpt = Annotated[
 CSV_OPTION = typer.Option(False, "--csv", help="Print CSV instead of a table.")
 
 _Column = tuple[str, Callable[[dict[str, Any]], object]]
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 def money(value: float | None) -> str:
@@ -111,7 +104,7 @@ def report(
         return
     by = by or "deployment"
     everywhere = all_projects or (by == "project" and project is None)
-    scope = None if everywhere else _project(ctx, project)
+    scope = None if everywhere else project_of(ctx, project)
     with user_errors(), client_of(ctx) as client:
         result = client.cost_report(scope, by=by, since=since, until=until, tag_key=tag_key)
     if as_json:
@@ -175,7 +168,7 @@ def _deployment_report(
     as_csv: bool,
 ) -> None:
     with user_errors(), client_of(ctx) as client:
-        view = client.cost_deployment(_project(ctx, project), name, since=since, until=until)
+        view = client.cost_deployment(project_of(ctx, project), name, since=since, until=until)
     if as_json:
         print_json(view)
         return
@@ -256,7 +249,7 @@ def rightsize(
     Per serving revision: p95 CPU + 30 % and peak memory + 20 %, per month.
     """
     with user_errors(), client_of(ctx) as client:
-        result = client.cost_rightsize(_project(ctx, project), name, window=window)
+        result = client.cost_rightsize(project_of(ctx, project), name, window=window)
     if as_json:
         print_json(result)
         return
@@ -305,7 +298,7 @@ def tag(
     values = parse_pairs(pairs or [])
     with user_errors(), client_of(ctx) as client:
         result = client.set_cost_tags(
-            _project(ctx, project), values, unset or [], deployment=deployment
+            project_of(ctx, project), values, unset or [], deployment=deployment
         )
     if as_json:
         print_json(result)
@@ -322,7 +315,7 @@ def _tag_text(tags: dict[str, str]) -> str:
 def tags(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = JSON_OPTION) -> None:
     """The cost-allocation tags of a project and of each of its deployments."""
     with user_errors(), client_of(ctx) as client:
-        result = client.cost_tags(_project(ctx, project))
+        result = client.cost_tags(project_of(ctx, project))
     if as_json:
         print_json(result)
         return

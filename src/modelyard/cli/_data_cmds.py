@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, settings_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -29,9 +29,6 @@ data_app = typer.Typer(
     help="Versioned datasets: add, list, show, diff and get.", no_args_is_help=True
 )
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 MAX_FILES_SHOWN = 50
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -26,9 +26,6 @@ deploy_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 NameArg = Annotated[str, typer.Argument(help="The deployment's name (its gateway path).")]
 MinOpt = Annotated[int | None, typer.Option(min=0, help="Fewest replicas (0: scale to zero).")]
 MaxOpt = Annotated[int | None, typer.Option(min=1, help="Most replicas.")]
@@ -53,10 +50,6 @@ MemoryOpt = Annotated[
     int | None, typer.Option("--memory-mb", min=1, help="Memory each replica requests, MB.")
 ]
 GpuOpt = Annotated[float | None, typer.Option(min=0.0, help="GPUs each replica requests.")]
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 def _scaling(**values: Any) -> dict[str, Any]:
@@ -114,7 +107,7 @@ def create(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Deploy a registered model behind the gateway; prints its endpoint."""
-    proj = _project(ctx, project)
+    proj = project_of(ctx, project)
     scaling = _scaling(
         min_replicas=min_replicas, max_replicas=max_replicas,
         target_concurrency=target_concurrency, idle_grace_s=idle_grace_s, policy=policy,
@@ -141,7 +134,7 @@ def create(
 def ls(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = JSON_OPTION) -> None:
     """List deployments with their traffic and replica counts."""
     with user_errors(), client_of(ctx) as client:
-        deps = client.list_deployments(_project(ctx, project))
+        deps = client.list_deployments(project_of(ctx, project))
     print_table(
         deps,
         [
@@ -182,7 +175,7 @@ def show(
 ) -> None:
     """Revisions, traffic split, replicas and their state, endpoint."""
     with user_errors(), client_of(ctx) as client:
-        dep = client.get_deployment(_project(ctx, project), name)
+        dep = client.get_deployment(project_of(ctx, project), name)
     if as_json:
         print_json(dep)
         return
@@ -242,7 +235,7 @@ def events(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Every scaling and rollout decision with its reason and inputs, oldest first."""
-    proj = _project(ctx, project)
+    proj = project_of(ctx, project)
     with user_errors(), client_of(ctx) as client:
         found: list[dict[str, Any]] = []
         after = 0
@@ -307,10 +300,10 @@ def update(
         prewarm=prewarm, request_timeout_s=request_timeout_s,
     )  # fmt: skip
     with user_errors(), client_of(ctx) as client:
-        runtime = _runtime(client, _project(ctx, project), name, cpu=cpu, memory_mb=memory_mb,
+        runtime = _runtime(client, project_of(ctx, project), name, cpu=cpu, memory_mb=memory_mb,
                            gpu=gpu)  # fmt: skip
         dep = client.update_deployment(
-            _project(ctx, project), name, model=model, strategy=strategy, steps=step_list,
+            project_of(ctx, project), name, model=model, strategy=strategy, steps=step_list,
             step_interval_s=step_interval_s, max_error_rate=max_error_rate,
             max_p99_ratio=max_p99_ratio, scaling=scaling, runtime=runtime,
         )  # fmt: skip
@@ -343,7 +336,7 @@ def traffic(
             fail(f"version {version} is given twice", 2)
         weights[int(version)] = int(pct)
     with user_errors(), client_of(ctx) as client:
-        dep = client.set_traffic(_project(ctx, project), name, weights)
+        dep = client.set_traffic(project_of(ctx, project), name, weights)
     _print_split(name, dep, as_json)
 
 
@@ -360,7 +353,7 @@ def shadow(
 ) -> None:
     """Mirror a share of requests to a model version; its responses are compared, discarded."""
     with user_errors(), client_of(ctx) as client:
-        dep = client.set_shadow(_project(ctx, project), name, version, percent)
+        dep = client.set_shadow(project_of(ctx, project), name, version, percent)
     _print_split(name, dep, as_json)
 
 
@@ -370,7 +363,7 @@ def rollback(
 ) -> None:
     """Back to the previous stable revision (or stop the rollout in progress)."""
     with user_errors(), client_of(ctx) as client:
-        dep = client.rollback_deployment(_project(ctx, project), name)
+        dep = client.rollback_deployment(project_of(ctx, project), name)
     _print_split(name, dep, as_json)
 
 
@@ -382,7 +375,7 @@ def delete(
     project: ProjectOpt = None,
 ) -> None:
     """Stop routing, drain and stop every replica, then remove the deployment."""
-    proj = _project(ctx, project)
+    proj = project_of(ctx, project)
     with user_errors(), client_of(ctx) as client:
         client.delete_deployment(proj, name)
         deadline = time.monotonic() + 120

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of, settings_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -28,22 +28,15 @@ if TYPE_CHECKING:
 
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 _REF_RE = re.compile(r"^(?P<name>[^/@]+)(?:/(?P<version>[^/]+)|@(?P<alias>.+))$")
 IMPORT_EXPERIMENT = "model-imports"
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 @models_app.command("ls")
 def models_ls(ctx: typer.Context, project: ProjectOpt = None, as_json: bool = JSON_OPTION) -> None:
     """List registered models with their latest version and aliases."""
     with user_errors(), client_of(ctx) as client:
-        models = client.list_models(_project(ctx, project))
+        models = client.list_models(project_of(ctx, project))
     print_table(
         models,
         [
@@ -65,7 +58,7 @@ def models_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Versions, aliases, source runs, flavors and signatures of a model."""
-    proj = _project(ctx, project)
+    proj = project_of(ctx, project)
     with user_errors(), client_of(ctx) as client:
         model, versions = client.get_model(proj, name)
         latest = model.latest_version
@@ -121,7 +114,7 @@ def models_alias(
 ) -> None:
     """Move (or create) an alias; the move is recorded in the alias history."""
     with user_errors(), client_of(ctx) as client:
-        change = client.set_alias(_project(ctx, project), name, alias, version)
+        change = client.set_alias(project_of(ctx, project), name, alias, version)
     before = change.from_version if change.from_version is not None else "nothing"
     console.print(f"{name}@{alias}: {before} → {change.to_version}")
 
@@ -135,7 +128,7 @@ def models_history(
 ) -> None:
     """Who moved which alias, when, from which version to which."""
     with user_errors(), client_of(ctx) as client:
-        changes = client.alias_history(_project(ctx, project), name)
+        changes = client.alias_history(project_of(ctx, project), name)
     print_table(
         changes,
         [
@@ -185,7 +178,7 @@ def models_import(
         package = Path(tmp) / "package"
         import_mlflow_model(source, package)
         version = _register_package(
-            client, _project(ctx, project), name, package, f"import-{source.name}"
+            client, project_of(ctx, project), name, package, f"import-{source.name}"
         )
     console.print(f"registered {name} version {version.version} ({version.flavor})")
 
@@ -209,7 +202,7 @@ def models_optimize(
         from modelyard.models import optimize_to_onnx
         from modelyard.registry.fluent import fetch_version
 
-        proj = _project(ctx, project)
+        proj = project_of(ctx, project)
         source = client.get_version(proj, name, match["version"] or match["alias"])
         package = fetch_version(client, source, settings.home / "cache" / "models")
         converted = Path(tmp) / "onnx"

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -26,14 +26,7 @@ monitor_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 NameArg = Annotated[str, typer.Argument(help="The deployment's name.")]
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -63,7 +56,7 @@ def show(
 ) -> None:
     """Live req/s, p50/p99, errors, replicas, drift per feature and alert states."""
     with user_errors(), client_of(ctx) as client:
-        view = client.monitor_show(_project(ctx, project), name, minutes=minutes)
+        view = client.monitor_show(project_of(ctx, project), name, minutes=minutes)
     if as_json:
         print_json(view)
         return
@@ -157,7 +150,7 @@ def drift(
     with user_errors(), client_of(ctx) as client:
         window_s = _window(window) if window else None
         result = client.drift(
-            _project(ctx, project),
+            project_of(ctx, project),
             name,
             window_s=window_s,
             stattest=stattest,
@@ -196,7 +189,9 @@ def feedback(
     if content_type is None:
         fail(f"{file}: use a .parquet, .csv or .json file")
     with user_errors(), client_of(ctx) as client:
-        result = client.send_feedback(_project(ctx, project), name, file.read_bytes(), content_type)
+        result = client.send_feedback(
+            project_of(ctx, project), name, file.read_bytes(), content_type
+        )
     if as_json:
         print_json(result)
         return
@@ -219,7 +214,7 @@ def quality(
 ) -> None:
     """Accuracy/AUC (or MAE/RMSE) over time, from the labels sent so far."""
     with user_errors(), client_of(ctx) as client:
-        rows = client.quality(_project(ctx, project), name, bucket_s=_window(bucket))
+        rows = client.quality(project_of(ctx, project), name, bucket_s=_window(bucket))
     keys = sorted({k for r in rows for k in r if k not in ("start_ms", "rows")})
     columns: list[tuple[str, Callable[[Any], object]]] = [
         ("from", lambda r: fmt_time(r["start_ms"] / 1000)),
@@ -279,7 +274,7 @@ def config(
         if drift_interval is not None:
             changes["drift_interval_s"] = _window(drift_interval)
         changes = {k: v for k, v in changes.items() if v is not None}
-        proj = _project(ctx, project)
+        proj = project_of(ctx, project)
         result = (
             client.set_monitor_config(proj, name, changes)
             if changes
@@ -307,7 +302,7 @@ def export(
     if prometheus_rules is None and grafana is None:
         fail("give --prometheus-rules FILE and/or --grafana FILE")
     with user_errors(), client_of(ctx) as client:
-        result = client.monitor_export(_project(ctx, project))
+        result = client.monitor_export(project_of(ctx, project))
     if prometheus_rules is not None:
         prometheus_rules.write_text(result["prometheus_rules"])
         console.print(

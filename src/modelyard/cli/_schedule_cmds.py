@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, project_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -28,15 +28,8 @@ schedule_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 NameArg = Annotated[str, typer.Argument(help="The schedule's name.")]
 ACTIVE = ("PENDING", "RUNNING")
-
-
-def _project(ctx: typer.Context, project: str | None) -> str:
-    return project or settings_of(ctx).project
 
 
 def _when(epoch_s: Any) -> str:
@@ -66,7 +59,7 @@ def schedule_add(
     """Add a schedule (editors); it first fires at the first cron tick after now."""
     with user_errors(), client_of(ctx) as client:
         added = client.add_schedule(
-            _project(ctx, project), name, target, cron, executor=executor, enabled=not disabled
+            project_of(ctx, project), name, target, cron, executor=executor, enabled=not disabled
         )
     if as_json:
         print_json(added)
@@ -83,7 +76,7 @@ def schedule_ls(
 ) -> None:
     """The project's schedules, with their last and next fire."""
     with user_errors(), client_of(ctx) as client:
-        rows = client.list_schedules(_project(ctx, project))
+        rows = client.list_schedules(project_of(ctx, project))
     print_table(
         rows,
         [
@@ -106,7 +99,7 @@ def schedule_show(
 ) -> None:
     """One schedule."""
     with user_errors(), client_of(ctx) as client:
-        found = client.get_schedule(_project(ctx, project), name)
+        found = client.get_schedule(project_of(ctx, project), name)
     if as_json:
         print_json(found)
         return
@@ -120,13 +113,13 @@ def schedule_show(
 def schedule_rm(ctx: typer.Context, name: NameArg, project: ProjectOpt = None) -> None:
     """Remove a schedule and its fire history (a running fire runs to its end)."""
     with user_errors(), client_of(ctx) as client:
-        client.delete_schedule(_project(ctx, project), name)
+        client.delete_schedule(project_of(ctx, project), name)
     console.print(f"removed schedule {name}")
 
 
 def _set_enabled(ctx: typer.Context, name: str, project: str | None, enabled: bool) -> None:
     with user_errors(), client_of(ctx) as client:
-        changed = client.update_schedule(_project(ctx, project), name, enabled=enabled)
+        changed = client.update_schedule(project_of(ctx, project), name, enabled=enabled)
     state = "enabled" if changed["enabled"] else "disabled"
     console.print(f"schedule {name} {state}; next fire {_when(changed['next_fire_at'])}")
 
@@ -155,7 +148,7 @@ def schedule_run(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Fire a schedule now (refused while one of its fires is pending or running)."""
-    project_name = _project(ctx, project)
+    project_name = project_of(ctx, project)
     with user_errors(), client_of(ctx) as client:
         fire = client.run_schedule(project_name, name)
         deadline = time.monotonic() + timeout
@@ -188,7 +181,7 @@ def schedule_fires(
 ) -> None:
     """A schedule's fires, newest first: when, why, how it ended, its pipeline run."""
     with user_errors(), client_of(ctx) as client:
-        rows = client.schedule_fires(_project(ctx, project), name, limit=limit)
+        rows = client.schedule_fires(project_of(ctx, project), name, limit=limit)
     print_table(
         rows,
         [

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, settings_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -24,10 +24,6 @@ if TYPE_CHECKING:
 
 experiments_app = typer.Typer(help="List experiments.", no_args_is_help=True)
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
-
-ProjectOpt = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MODELYARD_PROJECT).")
-]
 
 
 @experiments_app.command("ls")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from modelyard.cli._context import client_of, settings_of
+from modelyard.cli._context import ProjectOpt, client_of, settings_of
 from modelyard.cli._output import (
     JSON_OPTION,
     console,
@@ -22,7 +22,7 @@ from modelyard.cli._output import (
     print_table,
     user_errors,
 )
-from modelyard.cli._tracking_cmds import ProjectOpt, _experiment_id
+from modelyard.cli._tracking_cmds import _experiment_id
 
 if TYPE_CHECKING:
     from modelyard.tuning._report import ParamValue, StudyView, TrialView

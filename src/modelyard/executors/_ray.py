@@ -19,6 +19,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future
 from functools import partial
@@ -224,27 +225,40 @@ class RayExecutor:
                 )
 
 
+# A Ray Client server starts one server process per client session; on a loaded machine
+# that start fails now and then ("Initialization failure from server") while the next
+# try works. The address itself was probed before, so retrying cannot hide a dead one.
+CLIENT_CONNECT_TRIES = 3
+CLIENT_RETRY_DELAY_S = 1.0
+
+
 def _connect(address: str | None, env: Mapping[str, str]) -> None:
     import ray
 
     kwargs: dict[str, Any] = {"address": address, "log_to_driver": False}
     if env:
         kwargs["runtime_env"] = {"env_vars": dict(env)}
-    if address is None or not address.startswith("ray://"):
+    client = address is not None and address.startswith("ray://")
+    if not client:
         # Ray Client forwards unknown arguments to the server's ray.init; keep it minimal.
         kwargs["include_dashboard"] = False
         kwargs["configure_logging"] = False
-    try:
-        ray.init(**kwargs)
-    except BaseException as exc:
-        # A failed init (e.g. a Ray Client server that could not start this client's
-        # session) leaves state behind that makes every later ray.init in this
-        # process fail; shutting down clears it.
-        ray.shutdown()
-        if not isinstance(exc, ConnectionError | TimeoutError):
-            raise
-        where = address or os.environ.get("RAY_ADDRESS") or "this machine"
-        raise ExecutorUnavailable(f"Ray at {where} does not answer: {exc}") from None
+    tries = CLIENT_CONNECT_TRIES if client else 1
+    for attempt in range(1, tries + 1):
+        try:
+            ray.init(**kwargs)
+            return
+        except BaseException as exc:
+            # A failed init leaves state behind that makes every later ray.init in this
+            # process fail; shutting down clears it.
+            ray.shutdown()
+            if not isinstance(exc, ConnectionError | TimeoutError):
+                raise
+            if attempt < tries:
+                time.sleep(CLIENT_RETRY_DELAY_S * attempt)
+                continue
+            where = address or os.environ.get("RAY_ADDRESS") or "this machine"
+            raise ExecutorUnavailable(f"Ray at {where} does not answer: {exc}") from None
 
 
 def _cluster_totals() -> dict[str, float]:

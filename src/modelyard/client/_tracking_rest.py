@@ -108,8 +108,11 @@ class TrackingCalls:
         name: str | None = None,
         tags: dict[str, str] | None = None,
         parent_run_id: str | None = None,
+        params: dict[str, str] | None = None,
     ) -> Run:
         body: dict[str, Any] = {"experiment_id": experiment_id, "tags": tags or {}}
+        if params:
+            body["params"] = params
         if name:
             body["name"] = name
         if parent_run_id:
@@ -133,18 +136,24 @@ class TrackingCalls:
             body["name"] = name
         return run_of(self.request("PATCH", f"/api/v1/runs/{quote(run_id, safe='')}", json=body))
 
-    def log_batch(self: _Requester, run_id: str, batch: LogBatch) -> bool:
-        """Send one batch; True if applied now, False if its batch_id was applied before."""
+    def log_batch(
+        self: _Requester, run_id: str, batch: LogBatch, *, end_status: RunStatus | None = None
+    ) -> bool:
+        """Send one batch; True if applied now, False if its batch_id was applied before.
+
+        ``end_status`` (terminal) ends the run in the same transaction as the batch.
+        """
         # Metrics are NamedTuples: json encodes them as [key, value, step, timestamp_ms]
         # arrays in C, with NaN/Infinity as the tokens Python's json reads back.
-        body = json.dumps(
-            {
-                "batch_id": batch.batch_id,
-                "metrics": batch.metrics,
-                "params": dict(batch.params),
-                "tags": dict(batch.tags),
-            }
-        ).encode()
+        fields: dict[str, Any] = {
+            "batch_id": batch.batch_id,
+            "metrics": batch.metrics,
+            "params": dict(batch.params),
+            "tags": dict(batch.tags),
+        }
+        if end_status is not None:
+            fields["end_status"] = end_status.value
+        body = json.dumps(fields).encode()
         url = f"/api/v1/runs/{quote(run_id, safe='')}/log-batch"
         headers = {"content-type": "application/json"}
         return bool(self.request("POST", url, content=body, headers=headers)["applied"])

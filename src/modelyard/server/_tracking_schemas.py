@@ -36,6 +36,7 @@ class RunCreate(Input):
     experiment_id: int
     name: str | None = Field(default=None, max_length=256)
     tags: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
     parent_run_id: str | None = Field(default=None, max_length=32)
     start_time_ms: int | None = None
 
@@ -61,6 +62,10 @@ class LogBatchIn(Input):
     )
     params: dict[str, str] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    end_status: RunStatus | None = Field(
+        default=None,
+        description="FINISHED, FAILED or KILLED: end the run in the batch's transaction",
+    )
 
 
 class LogBatchOut(Output):

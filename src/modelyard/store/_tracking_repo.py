@@ -162,6 +162,7 @@ class TrackingRepository:
         start_time_ms: int,
         tags: dict[str, str],
         parent_run_id: str | None,
+        params: dict[str, str] | None = None,
     ) -> Run:
         with self._store.transaction(f"run {run_id!r} already exists") as s:
             experiment = self._experiment_row(s, experiment_id)
@@ -185,6 +186,7 @@ class TrackingRepository:
             s.flush()
             for key, value in tags.items():
                 s.add(RunTagRow(run_id=run_id, key=key, value=value))
+            self._put_params(s, run_id, (params or {}).items())
             s.flush()
             return self._runs(s, [run_id])[0]
 
@@ -232,8 +234,12 @@ class TrackingRepository:
 
     # --- logging ------------------------------------------------------------------------
 
-    def log_batch(self, run_id: str, batch: LogBatch) -> bool:
+    def log_batch(
+        self, run_id: str, batch: LogBatch, *, end: tuple[RunStatus, int] | None = None
+    ) -> bool:
         """Apply ``batch`` atomically; False if its ``batch_id`` was applied before.
+
+        ``end`` = (status, end time ms) also ends the run in the same transaction.
 
         Raises:
             NotFound: no such run.
@@ -258,6 +264,8 @@ class TrackingRepository:
             self._put_tags(s, run_id, batch.tags)
             if batch.metrics:
                 self._put_metrics(s, run_id, batch.metrics)
+            if end is not None:
+                run.status, run.end_time_ms = end[0].value, end[1]
             return True
 
     def _put_params(self, s: Session, run_id: str, params: Iterable[tuple[str, str]]) -> None:

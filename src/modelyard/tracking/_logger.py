@@ -32,6 +32,23 @@ def is_retryable(exc: ModelyardError) -> bool:
     return isinstance(exc, RETRYABLE) or type(exc) is ModelyardError
 
 
+def send_retried(send: Callable[[], object], timeout_s: float, max_backoff_s: float = 5.0) -> None:
+    """Call ``send`` until it succeeds; retryable errors are retried with backoff for up to
+    ``timeout_s`` (make the write idempotent: a batch_id), then the last one is raised."""
+    deadline = time.monotonic() + timeout_s
+    backoff_s = 0.1
+    while True:
+        try:
+            send()
+            return
+        except ModelyardError as exc:
+            if not is_retryable(exc) or time.monotonic() + backoff_s > deadline:
+                raise
+            logger.warning("retrying in %.1f s: %s", backoff_s, exc)
+        time.sleep(backoff_s)
+        backoff_s = min(backoff_s * 2, max_backoff_s)
+
+
 @dataclass
 class _Buffer:
     # Plain tuples in a deque: appending needs no lock (deque.append is atomic) and no

@@ -156,10 +156,14 @@ class TrackingService:
         *,
         name: str | None = None,
         tags: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
         parent_run_id: str | None = None,
         start_time_ms: int | None = None,
     ) -> Run:
+        """A new RUNNING run with its tags and params, written in one transaction."""
         self._require_experiment(caller, experiment_id, Role.EDITOR)
+        for key, value in (params or {}).items():
+            validate_param(key, value)
         checked = dict(validate_tag(k, v) for k, v in (tags or {}).items())
         run_name = name or checked.get("mlflow.runName") or new_run_name()
         validate_name("run", run_name)
@@ -175,6 +179,7 @@ class TrackingService:
             user=caller.user,
             start_time_ms=self.now_ms() if start_time_ms is None else start_time_ms,
             tags=checked,
+            params=params or {},
             parent_run_id=parent,
         )
 
@@ -203,9 +208,24 @@ class TrackingService:
         self._require_run(caller, run_id, Role.EDITOR)
         return self._repo.update_run(run_id, lifecycle_stage=stage)
 
-    def log_batch(self, caller: Principal, run_id: str, batch: LogBatch) -> bool:
-        """Validate and apply a batch; False when its ``batch_id`` was applied already."""
+    def log_batch(
+        self,
+        caller: Principal,
+        run_id: str,
+        batch: LogBatch,
+        *,
+        end_status: RunStatus | None = None,
+    ) -> bool:
+        """Validate and apply a batch; False when its ``batch_id`` was applied already.
+
+        ``end_status`` (terminal) also ends the run, in the batch's transaction: a run's
+        last values and its end are stored together or not at all.
+        """
         self._require_run(caller, run_id, Role.EDITOR)
+        if end_status is not None and not end_status.is_terminal:
+            raise InvalidInput(
+                f"end_status must be FINISHED, FAILED or KILLED, got {end_status.value}"
+            )
         for metric in batch.metrics:
             validate_metric(metric)
         for key, value in batch.params:
@@ -214,7 +234,8 @@ class TrackingService:
             validate_tag(key, value)
         if batch.batch_id is not None and not 1 <= len(batch.batch_id) <= 64:
             raise InvalidInput("batch_id must be 1-64 characters")
-        return self._repo.log_batch(run_id, batch)
+        end = None if end_status is None else (end_status, self.now_ms())
+        return self._repo.log_batch(run_id, batch, end=end)
 
     def metric_history(
         self,

@@ -10,6 +10,8 @@ ended as FINISHED, as MLflow does.
 from __future__ import annotations
 
 import atexit
+import dataclasses
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -21,7 +23,7 @@ from modelyard.config import Settings
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput, NotFound
 from modelyard.core.tracking import Experiment, LogBatch, Run, RunStatus
-from modelyard.tracking._logger import BatchLogger
+from modelyard.tracking._logger import BatchLogger, send_retried
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -112,14 +114,20 @@ class _Session:
         tags: dict[str, str] | None,
         nested: bool,
         run_id: str | None = None,
+        *,
+        opened: Run | None = None,
     ) -> ActiveRun:
+        """Start a run, reopen ``run_id``, or log to ``opened`` (a RUNNING run the caller
+        has just read or created: no request is made for it)."""
         with self._lock:
             parent = self.stack[-1] if self.stack else None
             if parent is not None and not nested:
                 raise InvalidInput(
                     f"run {parent.name} is already active: end it first, or pass nested=True"
                 )
-            if run_id is not None:
+            if opened is not None:
+                run = opened
+            elif run_id is not None:
                 run = self._reopen(run_id, tags)
             else:
                 experiment_id = parent.experiment_id if parent else self.current_experiment().id
@@ -144,7 +152,11 @@ class _Session:
             self.client.log_batch(run_id, LogBatch(tags=tuple(tags.items())))
         return run
 
-    def end_run(self, active: ActiveRun, status: RunStatus) -> None:
+    def end_run(
+        self, active: ActiveRun, status: RunStatus, *, last: LogBatch | None = None
+    ) -> None:
+        """Flush and end ``active`` (and its open children); ``last`` is written with the
+        end in one request, so those values and the end are stored together."""
         with self._lock:
             children = self.stack[self.stack.index(active) + 1 :] if active in self.stack else []
             for child in reversed(children):
@@ -154,7 +166,14 @@ class _Session:
         try:
             active.close_logger(EXIT_FLUSH_TIMEOUT_S)
         finally:
-            self.client.update_run(active.id, status=status)
+            if last is None:
+                self.client.update_run(active.id, status=status)
+            else:
+                final = dataclasses.replace(last, batch_id=last.batch_id or secrets.token_hex(16))
+                send_retried(
+                    lambda: self.client.log_batch(active.id, final, end_status=status),
+                    EXIT_FLUSH_TIMEOUT_S,
+                )
 
     def close(self) -> None:
         """At interpreter exit: flush and finish every run still open."""

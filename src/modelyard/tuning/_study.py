@@ -95,6 +95,7 @@ class Driver:
         self.history = [Finished(t.state.value, t.value, t.error) for t in loaded]
         self.snapshot = [self._snapshot_of(t, {}) for t in loaded if t.state is not TrialState.FAIL]
         self.best = best_of(loaded, config.mode)
+        self.best_shown = True  # a loaded best is on the parent run already
         self.next_number = stored.next_number if stored else 0
         self.in_flight: dict[Future[TrialOutcome], _Flight] = {}
 
@@ -142,16 +143,15 @@ class Driver:
             trial = self.study.ask(self.distributions)
         params = {name: trial.params[name] for name in self.config.space}
         number, self.next_number = self.next_number, self.next_number + 1
-        run = self.client.create_run(
+        run = self.client.create_run(  # params and tags in one request, one transaction
             self.experiment_id,
             name=f"trial-{number}",
             tags=trial_tags(number, params),
+            params={k: param_text(v) for k, v in params.items()},
             parent_run_id=self.parent_id,
         )
-        logged = tuple((k, param_text(v)) for k, v in params.items())
-        self.client.log_batch(run.id, LogBatch(params=logged))
         spec = TrialSpec(
-            run_id=run.id,
+            run=run,
             number=number,
             params=params,
             metric=self.config.metric,
@@ -217,12 +217,17 @@ class Driver:
             and better(trial.value, current, self.config.mode)
         ):
             self.best = trial
-            self._show_best(trial)
+            self.best_shown = False
         return trial
 
-    def _show_best(self, trial: Trial) -> None:
-        batch = best_batch(self.config.metric, trial, len(self.history))
+    def _show_best(self) -> None:
+        """Write a new best to the parent run (after the next trials were submitted: the
+        workers do not wait for it)."""
+        if self.best is None or self.best_shown:
+            return
+        batch = best_batch(self.config.metric, self.best, len(self.history))
         self.client.log_batch(self.parent_id, batch)
+        self.best_shown = True
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -243,6 +248,7 @@ class Driver:
                     break
                 self._submit(executor)
                 submitted += 1
+            self._show_best()
             if not self.in_flight:
                 break
             done, _ = wait(list(self.in_flight), return_when=FIRST_COMPLETED)

@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 
 from modelyard.core.errors import InvalidInput, ModelyardError
+from modelyard.core.tracking import LogBatch, Metric, Run
 from modelyard.executors import current_node
 from modelyard.tracking import fluent
 from modelyard.tracking._validation import validate_key
@@ -36,7 +37,7 @@ Objective = Callable[[dict[str, Scalar]], object]
 class TrialSpec:
     """Everything a worker needs for one trial (small and picklable)."""
 
-    run_id: str
+    run: Run  # the RUNNING child run the driver created for it
     number: int
     params: Mapping[str, Scalar]
     metric: str
@@ -44,6 +45,10 @@ class TrialSpec:
     pruner: PrunerSpec
     space: Mapping[str, Distribution]
     snapshot: tuple[SnapshotTrial, ...] = ()
+
+    @property
+    def run_id(self) -> str:
+        return self.run.id
 
 
 @dataclass(frozen=True)
@@ -191,7 +196,7 @@ def run_trial(fn: Objective, spec: TrialSpec) -> TrialOutcome:
         The outcome; a failing objective is a FAIL outcome, not an exception.
     """
     session = fluent._get()
-    active = session.start_run(None, None, nested=True, run_id=spec.run_id)
+    active = session.start_run(None, None, nested=True, opened=spec.run)
     ctx = _Context(spec, active)
     token = _current.set(ctx)
     started = time.monotonic()
@@ -201,15 +206,15 @@ def run_trial(fn: Objective, spec: TrialSpec) -> TrialOutcome:
         _current.reset(token)
     duration_s = time.monotonic() - started
     node = current_node()
-    logger, now_ms = active.logger, time.time_ns() // 1_000_000
+    now_ms = time.time_ns() // 1_000_000
+    metrics: list[Metric] = []
     if state is TrialState.COMPLETE and value is not None and not ctx.value_logged:
         step = max(ctx.intermediate) + 1 if ctx.intermediate else 0
-        for key, number in ctx.extras.items():
-            logger.log_metric(key, number, step, now_ms)
-        logger.log_metric(spec.metric, value, step, now_ms)
-    for key, text in outcome_tags(state, value, node, error).items():
-        logger.set_tag(key, text)
-    session.end_run(active, run_status(state))
+        metrics = [Metric(k, v, step, now_ms) for k, v in ctx.extras.items()]
+        metrics.append(Metric(spec.metric, value, step, now_ms))
+    tags = tuple(outcome_tags(state, value, node, error).items())
+    # The outcome and the run's end in one request and one transaction.
+    session.end_run(active, run_status(state), last=LogBatch(metrics=tuple(metrics), tags=tags))
     return TrialOutcome(
         state=state,
         value=value,

@@ -51,6 +51,50 @@ def test_bad_batches_are_4xx_naming_the_field(
     assert run["params"] == {}
 
 
+def test_a_run_is_created_with_its_params_in_one_request(api: Api) -> None:
+    body = {"experiment_id": 0, "name": "p", "params": {"lr": "0.1"}, "tags": {"t": "1"}}
+    created = api.client.post("/api/v1/runs", json=body, headers=api.as_admin())
+    assert created.status_code == 201, created.text
+    assert created.json()["params"] == {"lr": "0.1"}
+    assert created.json()["tags"]["t"] == "1"
+
+
+def test_a_bad_param_at_create_writes_no_run(api: Api) -> None:
+    def names() -> list[str]:
+        found = api.client.post(
+            "/api/v1/runs/search", json={"experiment_ids": [0]}, headers=api.as_admin()
+        )
+        return [r["name"] for r in found.json()["runs"]]
+
+    before = names()
+    body = {"experiment_id": 0, "name": "bad", "params": {"p": "x" * 6001}}
+    created = api.client.post("/api/v1/runs", json=body, headers=api.as_admin())
+    assert created.status_code == 400
+    assert "limit is 6000" in created.json()["message"]
+    assert names() == before
+
+
+def test_a_batch_can_end_its_run_in_the_same_write(api: Api, run_id: str) -> None:
+    body = {"metrics": [{"key": "m", "value": 1}], "end_status": "FINISHED"}
+    assert _log(api, run_id, body)[0] == 200
+    run = api.client.get(f"/api/v1/runs/{run_id}", headers=api.as_admin()).json()
+    assert run["status"] == "FINISHED"
+    assert run["end_time_ms"] is not None
+    assert run["metrics"]["m"]["value"] == 1
+
+
+def test_end_status_must_be_terminal_and_a_rejected_batch_ends_nothing(
+    api: Api, run_id: str
+) -> None:
+    status, message = _log(api, run_id, {"tags": {"t": "1"}, "end_status": "RUNNING"})
+    assert status == 400
+    assert "end_status must be FINISHED, FAILED or KILLED" in message
+    status, _ = _log(api, run_id, {"params": {"p": "x" * 6001}, "end_status": "FAILED"})
+    assert status == 400
+    run = api.client.get(f"/api/v1/runs/{run_id}", headers=api.as_admin()).json()
+    assert (run["status"], run["tags"].get("t"), run["params"]) == ("RUNNING", None, {})
+
+
 def test_param_reset_conflict_names_both_values(api: Api, run_id: str) -> None:
     assert _log(api, run_id, {"params": {"lr": "0.1"}})[0] == 200
     status, message = _log(api, run_id, {"params": {"lr": "0.2"}})

@@ -91,6 +91,7 @@ def create_run(
         body.experiment_id,
         name=body.name,
         tags=body.tags,
+        params=body.params,
         parent_run_id=body.parent_run_id,
         start_time_ms=body.start_time_ms,
     )
@@ -151,7 +152,8 @@ def log_batch(
         batch_id=body.batch_id,
     )
     set_audit_target(request, f"run:{run_id} batch:{body.batch_id or '-'}")
-    return LogBatchOut(applied=tracking.log_batch(caller, run_id, batch))
+    applied = tracking.log_batch(caller, run_id, batch, end_status=body.end_status)
+    return LogBatchOut(applied=applied)
 
 
 def _metric(item: MetricIn | tuple[str, float | str, int, int | None], now_ms: int) -> Metric:

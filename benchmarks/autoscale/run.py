@@ -25,10 +25,10 @@ import numpy as np
 
 from modelyard import __version__
 from modelyard.autoscale import load_timestamps, parse_service_time
-from modelyard.autoscale._experiment import Experiment, service_times
-from modelyard.autoscale._registry import build_policy
-from modelyard.autoscale._report import Slo, markdown_table, summarize
-from modelyard.autoscale._simulator import simulate
+from modelyard.autoscale.experiment import Experiment, service_times
+from modelyard.autoscale.registry import build_policy
+from modelyard.autoscale.report import Slo, markdown_table, summarize
+from modelyard.autoscale.simulator import simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ["default", "kpa", "hpa", "ray", "oracle", "fixed:4"]

@@ -43,7 +43,7 @@ from sqlalchemy import insert  # noqa: E402
 from modelyard.auth import LOCAL_PRINCIPAL  # noqa: E402
 from modelyard.config import Settings  # noqa: E402
 from modelyard.server import AppContext, bootstrap_platform, build_context, create_app  # noqa: E402
-from modelyard.store._schema import (  # noqa: E402
+from modelyard.store.schema import (  # noqa: E402
     LatestMetricRow,
     MetricRow,
     ParamRow,

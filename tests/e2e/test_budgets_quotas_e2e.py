@@ -19,7 +19,7 @@ import pytest
 
 from modelyard.client import ModelyardClient
 from modelyard.core.errors import QuotaExceeded
-from modelyard.monitor._notify import verify_signature
+from modelyard.notify import verify_signature
 from modelyard.serving._demo import free_port
 from modelyard.testing.cli_runner import run_cli
 from modelyard.testing.server_process import ServerProcess, running_server

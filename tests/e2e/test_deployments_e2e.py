@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from modelyard.client import ModelyardClient
-from modelyard.deploy._processes import pid_alive
+from modelyard.deploy.processes import pid_alive
 from modelyard.serving._demo import FailingModel, free_port
 from modelyard.testing.cli_runner import run_cli
 from modelyard.testing.server_process import ServerProcess, reap_orphans, running_server
@@ -213,8 +213,11 @@ def test_canary_and_rolling_updates_fail_no_request(deployed: Deployed) -> None:
     dep = deployed.wait("churn-api", lambda d: ready_replicas(d) >= 1, what="ready")
     load = Load(f"{dep['endpoint']}invocations", concurrency=8)
     with load.running():
+        # This test is about requests, not the p99 gate (unit-tested in test_rollout.py): a
+        # fresh canary on a loaded 2-core CI host once showed 23 ms against 12 ms and was
+        # rolled back, so the gate is opened wide here.
         c.update_deployment("default", "churn-api", model="models:/churn/2", strategy="canary",
-                            steps=(50, 100), step_interval_s=2.0)  # fmt: skip
+                            steps=(50, 100), step_interval_s=2.0, max_p99_ratio=20.0)  # fmt: skip
         deployed.wait("churn-api", lambda d: d["rollout"]["phase"] == "done", timeout_s=60,
                       what="canary done")  # fmt: skip
         c.update_deployment("default", "churn-api", model="models:/churn/1", strategy="rolling")

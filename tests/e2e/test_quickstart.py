@@ -1,9 +1,10 @@
 """``modelyard quickstart`` end to end: real server, gateway, replicas and HTTP traffic.
 
-The quickstart runs as a user would start it (``python -m modelyard.quickstart``, a
-separate process) with a shortened traffic walk. What it did is checked through the API
-— runs, registry, deployment events, lineage — never on the text it printed; only the
-failure tests read its error line, because the message is the behaviour under test.
+The quickstart runs as a user would start it (``modelyard quickstart``, here as
+``python -m modelyard quickstart``, a separate process) with a shortened traffic walk.
+What it did is checked through the API — runs, registry, deployment events, lineage —
+never on the text it printed; only the failure tests read its error line, because the
+message is the behaviour under test.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from modelyard.client import ModelyardClient
 from modelyard.core.errors import ModelyardError
 from modelyard.core.tracking import RunStatus
 from modelyard.credentials import read_credentials
-from modelyard.deploy._processes import pid_alive
-from modelyard.deploy._signals import GatewaySnapshot
+from modelyard.deploy.processes import pid_alive
+from modelyard.deploy.signals import GatewaySnapshot
 from modelyard.testing._ports import free_port
 from modelyard.testing.server_process import ServerProcess, running_server
 
@@ -47,7 +48,7 @@ def quickstart_env(home: Path, uri: str, **extra: str) -> dict[str, str]:
 
 
 def run_quickstart(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "modelyard.quickstart", "--traffic-scale", "0.3", *args]
+    command = [sys.executable, "-m", "modelyard", "quickstart", "--traffic-scale", "0.3", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True,
                           timeout=RUN_TIMEOUT_S, check=False)  # fmt: skip
 
@@ -203,7 +204,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
 
 def test_ctrl_c_during_traffic_stops_server_gateway_and_replicas(tmp_path: Path) -> None:
     home, uri = tmp_path / "home", f"http://127.0.0.1:{free_port()}"
-    command = [sys.executable, "-m", "modelyard.quickstart", "--traffic-scale", "3"]
+    command = [sys.executable, "-m", "modelyard", "quickstart", "--traffic-scale", "3"]
     with (tmp_path / "out.log").open("wb") as log:
         # SIGINT as a terminal sends it: a test run started in the background (a shell's
         # `cmd &`) has SIGINT ignored, children inherit that, and Python then never

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from modelyard.autoscale._report import SUMMARY_KEYS
+from modelyard.autoscale.report import SUMMARY_KEYS
 from modelyard.cli.main import app
 
 TRACES = Path(__file__).parents[2] / ".." / "shared" / "traces"

@@ -16,8 +16,8 @@ from modelyard.client import ModelyardClient
 from modelyard.config import Settings
 from modelyard.core.entities import Role
 from modelyard.core.errors import InvalidInput, NotFound, PermissionDenied
-from modelyard.data import _add as add_module
-from modelyard.data._add import add_dataset, get_dataset
+from modelyard.data import add as add_module
+from modelyard.data.add import add_dataset, get_dataset
 from modelyard.server import build_context
 from modelyard.server.routes import data as data_routes
 from modelyard.testing.harness import Api

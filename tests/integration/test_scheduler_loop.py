@@ -26,9 +26,9 @@ from modelyard.core.clock import FakeClock
 from modelyard.core.entities import Role
 from modelyard.core.errors import Unauthenticated
 from modelyard.core.schedules import PIPELINE_SCHEDULE_TAG, FireRecord
-from modelyard.deploy._processes import pid_alive
-from modelyard.pipelines._schedule_fire import FireLaunch, pipeline_command
-from modelyard.pipelines._scheduler import Scheduler
+from modelyard.deploy.processes import pid_alive
+from modelyard.pipelines.schedule_fire import FireLaunch, pipeline_command
+from modelyard.pipelines.scheduler import Scheduler
 from modelyard.testing.harness import Api
 
 S = "/api/v1/projects/default/schedules"

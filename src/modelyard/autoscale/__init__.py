@@ -21,9 +21,9 @@ from modelyard.autoscale._hpa import HpaCore, hpa
 from modelyard.autoscale._kpa import KpaCore, KpaState, kpa
 from modelyard.autoscale._oracle import FixedCore, OracleCore, fixed, oracle
 from modelyard.autoscale._ray import RayCore, ray
-from modelyard.autoscale._registry import POLICY_NAMES, PolicySettings, build_policy
-from modelyard.autoscale._simulator import DemandForesight, SimConfig, SimResult, simulate
-from modelyard.autoscale._traces import (
+from modelyard.autoscale.registry import POLICY_NAMES, PolicySettings, build_policy
+from modelyard.autoscale.simulator import DemandForesight, SimConfig, SimResult, simulate
+from modelyard.autoscale.traces import (
     ServiceTime,
     Trace,
     load_counts,

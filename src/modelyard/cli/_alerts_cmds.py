@@ -250,7 +250,7 @@ def action_rm(
 @alerts_app.command("metrics")
 def metrics(as_json: bool = JSON_OPTION) -> None:
     """The metrics a rule can name."""
-    from modelyard.monitor._rules import METRICS
+    from modelyard.monitor.rules import METRICS
 
     print_table(
         list(METRICS.values()),

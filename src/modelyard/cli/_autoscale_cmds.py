@@ -65,9 +65,9 @@ def simulate_cmd(
     json_path: JsonOutOpt = None,
 ) -> None:
     """Replay a trace through each policy; print SLO misses, latency and replica-seconds."""
-    from modelyard.autoscale import _experiment as ex  # heavy (numpy): only for this command
-    from modelyard.autoscale import _report as rp
-    from modelyard.autoscale._registry import parse_policy_list
+    from modelyard.autoscale import experiment as ex  # heavy (numpy): only for this command
+    from modelyard.autoscale import report as rp
+    from modelyard.autoscale.registry import parse_policy_list
 
     with user_errors():
         names = parse_policy_list(policy)
@@ -106,7 +106,8 @@ def simulate_cmd(
     }
     duration_s = max((r.end_s for r in results.values()), default=0.0)
     if plot is not None:
-        rp.plot_results(plot, list(results.values()), slo)
+        with user_errors():  # no matplotlib (the ``plot`` extra)
+            rp.plot_results(plot, list(results.values()), slo)
     if report is not None:
         plot_ref = None
         if plot is not None:

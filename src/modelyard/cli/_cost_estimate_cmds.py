@@ -38,7 +38,7 @@ from modelyard.cli._trace_opts import (
 
 if TYPE_CHECKING:
     from modelyard.cost import PriceCatalog
-    from modelyard.cost._estimate import Estimate
+    from modelyard.cost.estimate import Estimate
 
 PricesOpt = Annotated[
     Path | None,
@@ -66,7 +66,7 @@ def prices_cmd(ctx: typer.Context, prices: PricesOpt = None, as_json: bool = JSO
     Each price as written, its rate per base unit and where it came from (default or
     file:line).
     """
-    from modelyard.cost._prices import NUMBER_KEYS, PRICE_KEYS, plain_number
+    from modelyard.cost.prices import NUMBER_KEYS, PRICE_KEYS, plain_number
 
     with user_errors():
         catalog = _catalog(ctx, prices)
@@ -170,10 +170,10 @@ def estimate_cmd(
         _writable(option, path)
     if json_path not in (None, "-"):
         _writable("--json", Path(json_path))
-    from modelyard.autoscale import _experiment as ex  # heavy (numpy): only for this command
-    from modelyard.cost import _estimate as es
-    from modelyard.cost import _estimate_report as er
-    from modelyard.cost._serverless import ServerlessConfig
+    from modelyard.autoscale import experiment as ex  # heavy (numpy): only for this command
+    from modelyard.cost import estimate as es
+    from modelyard.cost import estimate_report as er
+    from modelyard.cost.serverless import ServerlessConfig
 
     with user_errors():
         specs = es.parse_options(options)
@@ -243,7 +243,8 @@ def estimate_cmd(
     duration_s = max((run.end_s for run in result.runs.values()), default=0.0)
     try:
         if plot is not None:
-            er.plot_estimate(plot, result, slo, max_slo_miss_pct)
+            with user_errors():  # no matplotlib (the ``plot`` extra)
+                er.plot_estimate(plot, result, slo, max_slo_miss_pct)
         if report is not None:
             plot_ref = None
             if plot is not None:

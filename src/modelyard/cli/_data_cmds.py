@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -17,11 +17,9 @@ from modelyard.cli._output import (
     print_table,
     user_errors,
 )
+from modelyard.core.datasets import DatasetVersion
 from modelyard.core.errors import InvalidInput
-from modelyard.data._entities import DatasetVersion
-
-if TYPE_CHECKING:
-    from rich.tree import Tree
+from modelyard.data import render_lineage_tree
 
 # Rich (tables, trees) is imported where it is used: see modelyard.cli._output.
 
@@ -65,8 +63,8 @@ def data_add(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Add a file or directory as the next version of a dataset (unchanged → no version)."""
-    from modelyard.data._add import add_dataset
-    from modelyard.data._hashing import hash_cache_path
+    from modelyard.data.add import add_dataset
+    from modelyard.data.hashing import hash_cache_path
 
     settings = settings_of(ctx)
     dataset = name or path.resolve().name.split(".")[0]
@@ -238,7 +236,7 @@ def data_get(
     project: ProjectOpt = None,
 ) -> None:
     """Download a version's files (each verified by sha256, written atomically)."""
-    from modelyard.data._add import get_dataset
+    from modelyard.data.add import get_dataset
 
     with user_errors(), client_of(ctx) as client:
         version = client.get_dataset_version(project or settings_of(ctx).project, ref)
@@ -268,33 +266,4 @@ def lineage(
     if as_json:
         print_json(graph)
     else:
-        console.print(render_tree(graph))
-
-
-def render_tree(graph: dict[str, Any]) -> Tree:
-    """A Rich tree: the root, its sources (⬆) and its consumers (⬇), edge types on arrows."""
-    from rich.tree import Tree
-
-    nodes = {n["key"]: n for n in graph["nodes"]}
-    root = graph["root"]
-
-    def label(key: str) -> str:
-        node = nodes.get(key)
-        return f"[bold]{node['kind']}[/] {node['label']}" if node else key
-
-    tree = Tree(label(root))
-    for title, near, far in (("⬆ from", "dst", "src"), ("⬇ to", "src", "dst")):
-        branch = Tree(title)
-        _grow(branch, root, graph["edges"], near, far, label, {root})
-        if branch.children:
-            tree.add(branch)
-    return tree
-
-
-def _grow(tree: Tree, key: str, edges: list[Any], near: str, far: str, label: Any,
-          path: set[str]) -> None:  # fmt: skip
-    for edge in sorted((e for e in edges if e[near] == key), key=lambda e: e[far]):
-        child = edge[far]
-        sub = tree.add(f"[dim]{edge['type']}[/] {label(child)}")
-        if child not in path:
-            _grow(sub, child, edges, near, far, label, path | {child})
+        console.print(render_lineage_tree(graph))

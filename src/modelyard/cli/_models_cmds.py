@@ -87,10 +87,10 @@ def models_show(
         as_json=False,
     )
     if lineage is not None:
-        from modelyard.cli._data_cmds import render_tree
+        from modelyard.data import render_lineage_tree
 
         console.print(f"lineage of version {model.latest_version}:")
-        console.print(render_tree(lineage))
+        console.print(render_lineage_tree(lineage))
 
 
 def _signature_inputs(version: ModelVersion) -> str:

@@ -38,7 +38,7 @@ def _num(value: Any, digits: int = 3) -> str:
 
 
 def _window(text: str) -> float:
-    from modelyard.monitor._rules import parse_duration
+    from modelyard.monitor.rules import parse_duration
 
     return parse_duration(text)
 

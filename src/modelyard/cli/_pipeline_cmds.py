@@ -111,8 +111,8 @@ def pipeline_run(
 ) -> None:
     """Run a pipeline; prints each step's state. Exit code 1 if the pipeline failed."""
     from modelyard.pipelines import PipelineState, StepFailed
-    from modelyard.pipelines._tags import PIPELINE_SCHEDULE, PIPELINE_TARGET
-    from modelyard.pipelines._target import load_target
+    from modelyard.pipelines.tags import PIPELINE_SCHEDULE, PIPELINE_TARGET
+    from modelyard.pipelines.target import load_target
 
     with user_errors():
         params = parse_params(param)

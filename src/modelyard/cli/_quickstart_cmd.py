@@ -41,7 +41,7 @@ def quickstart_cmd(
     @production, deploy it as quickstart-api, send real traffic while it scales up and back
     to zero, and show its lineage."""
     from modelyard.quickstart import QuickstartFailed, QuickstartOptions, run_quickstart
-    from modelyard.quickstart._view import next_steps, summary_table
+    from modelyard.quickstart.view import next_steps, summary_table
 
     settings = settings_of(ctx)
     options = QuickstartOptions(settings, keep_running=keep_running, traffic_scale=traffic_scale)

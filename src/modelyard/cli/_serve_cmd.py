@@ -68,7 +68,7 @@ def serve_cmd(
 ) -> None:
     """Serve a model: Open Inference Protocol v2, MLflow /invocations, /predict, /metrics."""
     from modelyard.serving import RuntimeOptions, ServeOptions, resolve, serve
-    from modelyard.serving._predlog import PredictionLogOptions
+    from modelyard.serving.predlog import PredictionLogOptions
 
     if not is_loopback(host) and not allow_remote:
         fail(f"refusing to bind {host}: pass --allow-remote to serve beyond this machine", 2)
@@ -124,7 +124,7 @@ def gateway_cmd(
         fail("set MODELYARD_GATEWAY_SECRET: the control API's shared secret", 2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     with user_errors():
-        from modelyard.monitor._tracing import otlp_endpoint_from_env
+        from modelyard.telemetry import otlp_endpoint_from_env
 
         run_gateway(
             GatewayOptions(

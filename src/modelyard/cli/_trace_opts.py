@@ -13,8 +13,8 @@ import typer
 from modelyard.cli._output import fail
 
 if TYPE_CHECKING:
-    from modelyard.autoscale._report import Slo
-    from modelyard.autoscale._traces import ServiceTime, Trace
+    from modelyard.autoscale.report import Slo
+    from modelyard.autoscale.traces import ServiceTime, Trace
 
 
 class TraceFormat(enum.StrEnum):
@@ -101,9 +101,9 @@ def load_trace_input(
 
     Call it inside ``user_errors()``: a bad file or option raises ``InvalidInput``.
     """
-    from modelyard.autoscale import _experiment as ex  # heavy (numpy): only when replaying
-    from modelyard.autoscale._report import Slo
-    from modelyard.autoscale._traces import load_trace, parse_service_time
+    from modelyard.autoscale import experiment as ex  # heavy (numpy): only when replaying
+    from modelyard.autoscale.report import Slo
+    from modelyard.autoscale.traces import load_trace, parse_service_time
 
     if slo_ms is not None and slo_wait_ms is not None:
         fail("give either --slo-ms or --slo-wait-ms, not both", 2)

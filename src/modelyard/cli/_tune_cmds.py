@@ -25,7 +25,7 @@ from modelyard.cli._output import (
 from modelyard.cli._tracking_cmds import _experiment_id
 
 if TYPE_CHECKING:
-    from modelyard.tuning._report import ParamValue, StudyView, TrialView
+    from modelyard.tuning.study_report import ParamValue, StudyView, TrialView
 
 tune_app = typer.Typer(help="Inspect hyperparameter tuning studies.", no_args_is_help=True)
 
@@ -101,7 +101,7 @@ def tune_ls(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the tuning studies of a project, newest first."""
-    from modelyard.tuning._report import list_studies
+    from modelyard.tuning.study_report import list_studies
 
     name = project or settings_of(ctx).project
     with user_errors(), client_of(ctx) as client:
@@ -144,7 +144,7 @@ def tune_show(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show a study: the best trial, every trial, param importance (fANOVA), a plot."""
-    from modelyard.tuning._report import load_study, param_importances
+    from modelyard.tuning.study_report import load_study, param_importances
 
     if plot is not None:
         _check_plot_path(plot)

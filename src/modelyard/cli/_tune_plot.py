@@ -1,7 +1,8 @@
 """The parallel-coordinates plot of ``modelyard tune show --plot``.
 
-Drawn with matplotlib on an Agg canvas (no pyplot, no global backend): one vertical axis
-per param and one for the objective, every axis with its own scale.
+Drawn with matplotlib (the optional ``plot`` extra) on an Agg canvas (no pyplot, no
+global backend): one vertical axis per param and one for the objective, every axis with
+its own scale.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.core.errors import InvalidInput
-from modelyard.tuning._report import ParamSpec, ParamValue, StudyView, categories_of, is_number
+from modelyard.tuning.study_report import ParamSpec, ParamValue, StudyView, categories_of, is_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -67,13 +68,17 @@ def parallel_coordinates(study: StudyView) -> Figure:
     spaced ticks) and one for the objective; lines coloured by value, best trial in red.
 
     Raises:
-        InvalidInput: the study has no complete trial to draw.
+        InvalidInput: the study has no complete trial to draw, or matplotlib (the
+            ``plot`` extra) is not installed.
     """
-    from matplotlib import colormaps
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
+    try:  # optional: the ``plot`` extra
+        from matplotlib import colormaps
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise InvalidInput("--plot needs matplotlib: pip install 'modelyard[plot]'") from None
 
     trials = study.scored()
     if not trials:
@@ -134,7 +139,8 @@ def write_parallel_coordinates(study: StudyView, path: Path) -> Path:
     """Draw :func:`parallel_coordinates` of ``study`` into the PNG file ``path``.
 
     Raises:
-        InvalidInput: the folder of ``path`` does not exist, or nothing to plot.
+        InvalidInput: the folder of ``path`` does not exist, nothing to plot, or no
+            matplotlib (the ``plot`` extra).
     """
     if not path.parent.is_dir():
         raise InvalidInput(f"--plot: folder {str(path.parent)!r} does not exist")

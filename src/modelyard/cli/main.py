@@ -97,12 +97,12 @@ def server(
 ) -> None:
     """Run the API server (SQLite and artifacts under MODELYARD_HOME by default), the
     deployment gateway and the controller that scales replicas."""
-    from modelyard.server import ServeOptions, client_uri, serve  # heavy: only for this command
+    from modelyard.server import ServerOptions, client_uri, serve  # heavy: only for this command
 
     settings = settings_of(ctx)
     if gateway_port is not None:
         settings = settings.replace(gateway_port=gateway_port)
-    options = ServeOptions(host, port, workers, allow_remote, log_level, deployments=gateway)
+    options = ServerOptions(host, port, workers, allow_remote, log_level, deployments=gateway)
 
     def announce(issued: IssuedToken | None) -> None:
         console.print(f"modelyard {__version__} serving on [bold]{client_uri(options)}[/]")

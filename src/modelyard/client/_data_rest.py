@@ -11,12 +11,21 @@ from urllib.parse import quote
 
 import httpx
 
-from modelyard.artifacts import BlobInfo, validate_logical_path
+from modelyard.artifacts import (
+    BATCH_CONTENT_TYPE,
+    BatchEntry,
+    BlobInfo,
+    encode_header,
+    validate_logical_path,
+)
+from modelyard.core.datasets import (
+    Dataset,
+    DatasetRef,
+    DatasetVersion,
+    changed_while_added,
+    parse_ref,
+)
 from modelyard.core.entities import ArtifactEntry
-from modelyard.data._batch import BATCH_CONTENT_TYPE, BatchEntry, encode_header
-from modelyard.data._entities import Dataset, DatasetVersion
-from modelyard.data._hashing import changed_while_added
-from modelyard.data._refs import DatasetRef, parse_ref
 
 DIGEST_HEADER = "x-modelyard-digest"
 MISSING_BATCH = 10_000
@@ -205,7 +214,7 @@ class DataCalls:
         return dataset_version_of(self.request("GET", _version_url(project, parse_ref(ref))))
 
     def diff_datasets(self: _Requester, project: str, old: str, new: str) -> dict[str, Any]:
-        """The diff document of ``old`` → ``new`` (see ``modelyard.data._diff``)."""
+        """The diff document of ``old`` → ``new`` (see ``modelyard.data.diff``)."""
         parse_ref(old)
         parse_ref(new)
         params = {"old": old, "new": new}

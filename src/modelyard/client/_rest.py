@@ -18,11 +18,11 @@ from modelyard.artifacts import validate_logical_path
 from modelyard.client._budget_rest import BudgetCalls
 from modelyard.client._cost_rest import CostCalls
 from modelyard.client._data_rest import DataCalls
-from modelyard.client._deploy_rest import DeploymentCalls
 from modelyard.client._monitor_rest import MonitorCalls
 from modelyard.client._registry_rest import RegistryCalls
 from modelyard.client._schedule_rest import ScheduleCalls
 from modelyard.client._tracking_rest import TrackingCalls
+from modelyard.client.deploy_rest import DeploymentCalls
 from modelyard.core.entities import (
     ArtifactEntry,
     AuditRecord,

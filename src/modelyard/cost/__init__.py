@@ -1,6 +1,6 @@
 """Cost control: the price catalog, the ledger, budgets, quotas and the estimator."""
 
-from modelyard.cost._prices import (
+from modelyard.cost.prices import (
     PriceCatalog,
     catalog_path,
     default_catalog,

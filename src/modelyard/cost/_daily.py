@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from modelyard.core.cost_facts import CostFacts
 from modelyard.cost._ledger import run_capacity
-from modelyard.cost._prices import GIB, PriceCatalog
+from modelyard.cost.prices import GIB, PriceCatalog
 
 DAY_MS = 86_400_000
 #: The most buckets a chart gets; longer periods use buckets of several days.

@@ -28,7 +28,7 @@ from typing import Literal
 
 from modelyard.core.cost_facts import CostFacts, Tags
 from modelyard.core.errors import InvalidInput
-from modelyard.cost._prices import GIB, HOUR_S, MONTH_S, PriceCatalog
+from modelyard.cost.prices import GIB, HOUR_S, MONTH_S, PriceCatalog
 
 Kind = Literal["replica", "run", "storage", "traffic"]
 RollupBy = Literal["deployment", "project", "tag", "run", "revision"]

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from modelyard.core.cost_facts import UsageSample
-from modelyard.cost._prices import MONTH_S, PriceCatalog
+from modelyard.cost.prices import MONTH_S, PriceCatalog
 
 CPU_HEADROOM = 1.3
 MEMORY_HEADROOM = 1.2

@@ -14,10 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from modelyard.core.datasets import DatasetVersion
 from modelyard.core.errors import InvalidInput
-from modelyard.data._add import add_dataset, get_dataset
-from modelyard.data._entities import DatasetVersion
-from modelyard.data._hashing import hash_cache_path
+from modelyard.data.add import add_dataset, get_dataset
+from modelyard.data.hashing import hash_cache_path
 from modelyard.tracking import fluent
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def materialize(client: ModelyardClient, version: DatasetVersion, cache_root: Pa
 
 
 def _read_table(root: Path, version: DatasetVersion, as_: str) -> Any:
-    from modelyard.data._profile import table_format
+    from modelyard.data.profile import table_format
 
     tables = [f.path for f in version.files if table_format(f.path) is not None]
     if len(tables) != 1:

@@ -1,8 +1,9 @@
 """Deployments: desired state, the local controller, rollouts, and the gateway link.
 
 The service (:class:`DeploymentService`) validates and records desired state; the
-controller (:class:`~modelyard.deploy._controller.DeploymentController`, inside
-``modelyard server``) reconciles replica processes towards it and pushes routes to the
+controller (:class:`~modelyard.deploy._reconcile.DeploymentController`, inside
+``modelyard server``) reconciles replicas towards it through a replica backend
+(:mod:`modelyard.deploy._backend`; local processes today) and pushes routes to the
 gateway (:mod:`modelyard.gateway`). Rollout steps (:func:`advance`) and the policy choice
 (:func:`deployment_policy`) are pure functions.
 
@@ -16,9 +17,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "DeploymentService": "modelyard.deploy._service",
-    "DeploymentView": "modelyard.deploy._service",
-    "RolloutRequest": "modelyard.deploy._service",
+    "DeploymentService": "modelyard.deploy.service",
+    "DeploymentView": "modelyard.deploy.service",
+    "RolloutRequest": "modelyard.deploy.service",
     "RolloutStep": "modelyard.deploy._rollout",
     "RolloutView": "modelyard.deploy._rollout",
     "WindowStats": "modelyard.deploy._rollout",

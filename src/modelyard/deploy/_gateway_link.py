@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 
 from modelyard.core.errors import Unavailable
-from modelyard.deploy._processes import pid_alive
-from modelyard.deploy._signals import GatewaySnapshot
-from modelyard.monitor._tracing import otlp_endpoint_from_env
-from modelyard.serving._predlog import gateway_spool
+from modelyard.deploy.processes import pid_alive
+from modelyard.deploy.signals import GatewaySnapshot
+from modelyard.serving.predlog import gateway_spool
+from modelyard.telemetry import otlp_endpoint_from_env
 
 logger = logging.getLogger("modelyard.deploy")
 

@@ -1,7 +1,7 @@
 """Starting model replicas for local deployments: forked from a zygote, or spawned.
 
 A replica is one process serving one model package on its own port with
-:func:`modelyard.serving._server.run_worker`. Scaling from zero must answer the first
+:func:`modelyard.serving.server.run_worker`. Scaling from zero must answer the first
 request within about 2 s, and a fresh interpreter spends 3 to 5 s importing the runtime and
 scikit-learn, so :class:`ZygoteLauncher` forks replicas from a helper process
 (:mod:`modelyard.deploy._zygote`) that has imported them once. :class:`SpawnLauncher`
@@ -10,7 +10,7 @@ zygote cannot run.
 
 Replicas run in their own session and outlive the launcher and the server that owns it,
 so a restarted server can adopt them again by pid and port
-(:mod:`modelyard.deploy._processes` checks, probes and stops them). When a replica exits
+(:mod:`modelyard.deploy.processes` checks, probes and stops them). When a replica exits
 while its launcher (or zygote) still runs, a line with its exit status is appended to
 its log.
 """
@@ -33,9 +33,9 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from modelyard.core.errors import InvalidInput, ModelyardError, Unavailable
-from modelyard.serving._options import RuntimeOptions, ServeOptions
-from modelyard.serving._predlog import PredictionLogOptions
-from modelyard.serving._server import ResolvedModel
+from modelyard.serving.options import RuntimeOptions, ServeOptions
+from modelyard.serving.predlog import PredictionLogOptions
+from modelyard.serving.server import ResolvedModel
 
 logger = logging.getLogger("modelyard.deploy")
 

@@ -1,14 +1,14 @@
-"""Replica processes of the local backend: package cache, launch, health, log tails.
+"""Replica processes of the local backend: package cache, launch, log tails.
 
-The controller decides *how many*; this module knows *how*: it materializes a revision's
-model package from the blob store (each file verified by digest), starts a runtime
-process through a :class:`~modelyard.deploy._launcher.Launcher` on a free port, and
-turns a dead replica's log into the one line that says why.
+The controller decides *how many*; this module, behind
+:class:`~modelyard.deploy._local_backend.LocalProcessBackend`, knows *how*: it
+materializes a revision's model package from the blob store (each file verified by
+digest), starts a runtime process through a :class:`~modelyard.deploy._launcher.Launcher`
+on a free port, and turns a dead replica's log into the one line that says why.
 """
 
 from __future__ import annotations
 
-import secrets
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,9 +18,9 @@ from modelyard.artifacts import BlobStore
 from modelyard.core.deployments import Deployment, Replica, Revision
 from modelyard.core.entities import ArtifactEntry
 from modelyard.deploy._launcher import Launcher, ReplicaSpec
-from modelyard.registry._cache import cached_package, expected_files
-from modelyard.serving._options import RuntimeOptions
-from modelyard.serving._predlog import PredictionLogOptions, revision_spool
+from modelyard.registry.cache import cached_package, expected_files
+from modelyard.serving.options import RuntimeOptions
+from modelyard.serving.predlog import PredictionLogOptions, revision_spool
 from modelyard.store import MetadataStore
 
 LOG_TAIL_BYTES = 4096
@@ -42,10 +42,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
-
-
-def new_replica_id() -> str:
-    return "r-" + secrets.token_hex(6)
 
 
 class ReplicaFactory:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from modelyard.core.deployments import RevisionState, Rollout
+from modelyard.core.deployments import RevisionState, Rollout, RolloutPhase
 
 # A p99 "regression" smaller than this is scheduling jitter on a shared host, not a
 # slower model (2 ms rolled a healthy canary back in CI: 7.7 ms against 5.0 ms).
@@ -115,9 +115,13 @@ def advance(rollout: Rollout, view: RolloutView) -> RolloutStep:
             return _canary_step(rollout, 0, view.now_ms, "revision ready")
         total = max(1, view.stable_ready)
         started = replace(
-            rollout, phase="stepping", step_index=0, total=total, replaced=1,
+            rollout,
+            phase="stepping",
+            step_index=0,
+            total=total,
+            replaced=1,
             step_started_ms=view.now_ms,
-        )  # fmt: skip
+        )
         return _rolling_weights(started, f"rolling update: replacing {total} replica(s)")
     if rollout.strategy == "canary":
         return _canary_tick(rollout, view)
@@ -196,6 +200,6 @@ def _rolling_tick(rollout: Rollout, view: RolloutView) -> RolloutStep:
     return _rolling_weights(nxt, f"rolling update: replica {nxt.replaced}/{nxt.total}")
 
 
-def _end(rollout: Rollout, phase: str, message: str) -> RolloutStep:
-    ended = replace(rollout, phase=phase)  # type: ignore[arg-type]
+def _end(rollout: Rollout, phase: RolloutPhase, message: str) -> RolloutStep:
+    ended = replace(rollout, phase=phase)
     return RolloutStep(ended, weights={rollout.stable: 100}, message=message, reset_window=True)

@@ -41,12 +41,13 @@ def build_route_table(
         ]
         if sum(r["weight"] for r in revisions) != 100:
             continue
-        table.append({
+        route: dict[str, Any] = {
             "name": dep.name,
             "request_timeout_s": dep.config.request_timeout_s,
             "queue_limit": dep.config.queue_limit,
             "queue_timeout_s": dep.config.queue_timeout_s,
             "shadow_queue_limit": SHADOW_QUEUE_LIMIT,
             "revisions": revisions,
-        })  # fmt: skip
+        }
+        table.append(route)
     return table

@@ -45,8 +45,8 @@ from modelyard.deploy._launcher import (
     note_exit,
     parse_worker_spec,
 )
-from modelyard.serving._options import ServeOptions
-from modelyard.serving._server import ResolvedModel
+from modelyard.serving.options import ServeOptions
+from modelyard.serving.server import ResolvedModel
 
 # What run_worker and a first request import; names missing here are skipped.
 RUNTIME_MODULES = (
@@ -65,7 +65,7 @@ RUNTIME_MODULES = (
     "modelyard.serving._app",
     "modelyard.serving._metrics",
     "modelyard.serving._runtime",
-    "modelyard.serving._server",
+    "modelyard.serving.server",
 )
 _MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
@@ -175,7 +175,7 @@ def _replica(
             format="%(levelname)s %(name)s: %(message)s",
             force=True,
         )
-        from modelyard.serving._server import run_worker
+        from modelyard.serving.server import run_worker
 
         run_worker(resolved, opts, reuse_port=False)
         code = 0

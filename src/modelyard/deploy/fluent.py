@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelyard.client._deploy_rest import DeploymentJson
+from modelyard.client.deploy_rest import DeploymentJson
 from modelyard.tracking import fluent
 
 

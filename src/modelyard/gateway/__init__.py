@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from modelyard.gateway._balance import cumulative_weights, least_outstanding, weighted_index
 from modelyard.gateway._compare import responses_agree
 from modelyard.gateway._options import GatewayOptions
-from modelyard.gateway._stats import LATENCY_BUCKETS_S, diff_buckets, quantile_from_buckets
 from modelyard.gateway._table import DeploymentRoute, ReplicaRoute, RevisionRoute, RouteTable
+from modelyard.gateway.stats import LATENCY_BUCKETS_S, diff_buckets, quantile_from_buckets
 
 if TYPE_CHECKING:
     from modelyard.gateway._gateway import Gateway

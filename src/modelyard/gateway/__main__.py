@@ -2,7 +2,7 @@
 
 Tracing is on with ``--otel-endpoint URL``, which defaults to what the environment
 configures (``MODELYARD_OTEL_ENDPOINT``, else the ``OTEL_EXPORTER_OTLP_*`` variables; see
-:func:`~modelyard.monitor._tracing.otlp_endpoint_from_env`); ``--otel-endpoint ''``
+:func:`~modelyard.telemetry.otlp_endpoint_from_env`); ``--otel-endpoint ''``
 turns it off whatever the environment says.
 """
 
@@ -14,7 +14,7 @@ import sys
 
 from modelyard.core.errors import InvalidInput
 from modelyard.gateway._options import GatewayOptions
-from modelyard.monitor._tracing import otlp_endpoint_from_env
+from modelyard.telemetry import otlp_endpoint_from_env
 
 SECRET_ENV = "MODELYARD_GATEWAY_SECRET"  # noqa: S105 - the variable name, not a secret
 

@@ -11,16 +11,13 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 from modelyard.core.errors import InvalidInput
 from modelyard.gateway._proxy import Proxy
 from modelyard.gateway._table import RouteTable
 from modelyard.gateway._wakeups import Wakeups
-
-if TYPE_CHECKING:
-    from modelyard.gateway._metrics import GatewayMetrics
 
 
 class Text:
@@ -35,6 +32,16 @@ class Text:
 
 #: A status and a JSON value (or :class:`Text`).
 Answer = tuple[int, object]
+
+
+class Exposition(Protocol):
+    """What ``/-/metrics`` reads from the Prometheus renderer (loaded at the first scrape)."""
+
+    @property
+    def content_type(self) -> str: ...
+
+    def render(self) -> bytes: ...
+
 
 MAX_WAKEUP_TIMEOUT_S = 30.0
 DEFAULT_WAKEUP_TIMEOUT_S = 5.0
@@ -62,7 +69,7 @@ class ControlApi:
         self._proxy = proxy
         self._wakeups = wakeups
         self._clock = clock
-        self._metrics: GatewayMetrics | None = None
+        self._metrics: Exposition | None = None
 
     def handle(
         self, method: bytes, target: bytes, authorization: bytes | None, body: bytes

@@ -1,25 +1,26 @@
-"""One proxied request and one shadow copy: plain state records, no logic.
+"""One proxied request and one shadow copy: state records and their callbacks, no policy.
 
 An :class:`Exchange` is also the caller's place in its connection's pipeline: the
-connection writes responses in request order, each once its ``out`` bytes are set. The
-upstream callbacks forward to the :class:`~modelyard.gateway._proxy.Proxy` (or, for a
-shadow copy, to :class:`~modelyard.gateway._shadow.Shadows`), which owns every decision
-(retry, hold, time out, answer, compare).
+connection writes responses in request order, each once its ``out`` bytes are set. Both
+records are :class:`Outgoing`, what :class:`~modelyard.gateway._send.Sender` needs to send
+them upstream. Their upstream and deadline callbacks forward to their handler (the
+:class:`~modelyard.gateway._proxy.Proxy`, or for a shadow copy
+:class:`~modelyard.gateway._shadow.Shadows`), which owns every decision (retry, hold,
+time out, answer, compare); the handlers are seen here only as the small protocols
+:class:`Handler` and :class:`ShadowHandler`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import asyncio
+    from collections import deque
 
     from opentelemetry.trace import Span
 
-    from modelyard.gateway._downstream import DownstreamConnection
-    from modelyard.gateway._proxy import Proxy
-    from modelyard.gateway._shadow import Shadows
-    from modelyard.gateway._state import DeploymentState, ReplicaState, RevisionState
+    from modelyard.gateway._state import LiveDeployment, LiveReplica, LiveRevision
     from modelyard.gateway._upstream import UpstreamConnection
 
 # Exchange states.
@@ -36,6 +37,88 @@ class Slot:
         self.close = close
 
 
+class Caller(Protocol):
+    """The caller's connection an exchange is answered on (its pipeline of slots)."""
+
+    @property
+    def pending(self) -> deque[Slot]:
+        """Slots in request order, the oldest unanswered first."""
+        ...
+
+    def respond(self, slot: Slot, data: bytes) -> None:
+        """``slot``'s answer is ``data``."""
+        ...
+
+
+class Outgoing(Protocol):
+    """A request on its way to a replica, proxied or shadow copy alike.
+
+    The fields :class:`~modelyard.gateway._send.Sender` reads and writes; an
+    :class:`~modelyard.gateway._upstream.Listener` of its connection and an
+    :class:`~modelyard.gateway._deadlines.Expiring` of its deadline.
+    """
+
+    request: bytes
+    head_request: bool
+    state: int
+    #: The deadline wheel's bookkeeping.
+    slot: int | None
+    revision: LiveRevision
+    replica: LiveReplica | None
+    upstream: UpstreamConnection | None
+    #: The current attempt went out on a pooled keep-alive connection.
+    reused: bool
+    #: A stale pooled connection was already retried once on a fresh one.
+    stale_retried: bool
+
+    def upstream_connected(self, conn: UpstreamConnection) -> bool: ...
+
+    def upstream_response(
+        self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None: ...
+
+    def upstream_failed(self, conn: UpstreamConnection | None, got_bytes: bool) -> None: ...
+
+    def expire(self) -> None: ...
+
+
+def send_when_connected(out: Outgoing, conn: UpstreamConnection) -> bool:
+    """``out``'s fresh connection is up: send on it, unless ``out`` is over (pool it)."""
+    if out.state != SENT or out.upstream is not None:
+        return False
+    out.upstream = conn
+    conn.send(out, out.request)
+    return True
+
+
+class Handler(Protocol):
+    """What decides a proxied request's fate (the proxy)."""
+
+    def on_response(
+        self, ex: Exchange, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> None: ...
+
+    def on_failure(
+        self, ex: Exchange, conn: UpstreamConnection | None, got_bytes: bool
+    ) -> None: ...
+
+    def on_timeout(self, ex: Exchange) -> None: ...
+
+    def on_hold_timeout(self, ex: Exchange) -> None: ...
+
+
+class ShadowHandler(Protocol):
+    """What counts and compares shadow copies (the gateway's shadow traffic)."""
+
+    def on_response(self, sh: ShadowExchange, status: int, body: bytes) -> None: ...
+
+    def on_failure(
+        self, sh: ShadowExchange, conn: UpstreamConnection | None, got_bytes: bool
+    ) -> None: ...
+
+    def on_timeout(self, sh: ShadowExchange) -> None: ...
+
+
 class Exchange(Slot):
     """A caller's request on its way to a replica (or held, waiting for one)."""
 
@@ -46,10 +129,10 @@ class Exchange(Slot):
         "conn",
         "deployment",
         "dispatch_s",
+        "handler",
         "head_request",
         "hold_timer",
         "id_line",
-        "proxy",
         "replica",
         "request",
         "reused",
@@ -65,10 +148,10 @@ class Exchange(Slot):
 
     def __init__(
         self,
-        proxy: Proxy,
-        conn: DownstreamConnection,
-        deployment: DeploymentState,
-        revision: RevisionState,
+        handler: Handler,
+        conn: Caller,
+        deployment: LiveDeployment,
+        revision: LiveRevision,
         request: bytes,
         head_request: bool,
         arrival_s: float,
@@ -82,7 +165,7 @@ class Exchange(Slot):
         self.id_line = id_line
         #: The gateway's SERVER span when tracing is on.
         self.span = span
-        self.proxy = proxy
+        self.handler = handler
         self.conn = conn
         self.deployment = deployment
         self.revision = revision
@@ -90,7 +173,7 @@ class Exchange(Slot):
         self.head_request = head_request
         self.arrival_s = arrival_s
         self.dispatch_s = arrival_s
-        self.replica: ReplicaState | None = None
+        self.replica: LiveReplica | None = None
         self.upstream: UpstreamConnection | None = None
         self.slot: int | None = None
         self.hold_timer: asyncio.TimerHandle | None = None
@@ -103,23 +186,23 @@ class Exchange(Slot):
         self.shadows: list[ShadowExchange] | None = None
 
     def upstream_connected(self, conn: UpstreamConnection) -> bool:
-        return self.proxy.connected(self, conn)
+        return send_when_connected(self, conn)
 
     def upstream_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
-        self.proxy.on_response(self, status, headers, body)
+        self.handler.on_response(self, status, headers, body)
 
     def upstream_failed(self, conn: UpstreamConnection | None, got_bytes: bool) -> None:
-        self.proxy.on_failure(self, conn, got_bytes)
+        self.handler.on_failure(self, conn, got_bytes)
 
     def expire(self) -> None:
         """The request's deadline passed."""
-        self.proxy.on_timeout(self)
+        self.handler.on_timeout(self)
 
     def hold_expired(self) -> None:
         """The request was held for ``queue_timeout_s``."""
-        self.proxy.on_hold_timeout(self)
+        self.handler.on_hold_timeout(self)
 
 
 class ShadowExchange:
@@ -127,6 +210,7 @@ class ShadowExchange:
 
     __slots__ = (
         "deployment",
+        "handler",
         "head_request",
         "primary",
         "replica",
@@ -134,7 +218,6 @@ class ShadowExchange:
         "result",
         "reused",
         "revision",
-        "shadows",
         "slot",
         "stale_retried",
         "state",
@@ -143,38 +226,37 @@ class ShadowExchange:
 
     def __init__(
         self,
-        shadows: Shadows,
-        deployment: DeploymentState,
-        revision: RevisionState,
-        replica: ReplicaState,
+        handler: ShadowHandler,
+        deployment: LiveDeployment,
+        revision: LiveRevision,
         request: bytes,
         head_request: bool,
     ) -> None:
-        self.shadows = shadows
+        self.handler = handler
         self.deployment = deployment
         self.revision = revision
-        self.replica = replica
         self.request = request
         self.head_request = head_request
+        self.replica: LiveReplica | None = None
         self.upstream: UpstreamConnection | None = None
         self.slot: int | None = None
-        self.state = SENT
+        self.state = NEW
         self.reused = False
         self.stale_retried = False
         self.primary: tuple[int, bytes] | None = None
         self.result: tuple[int, bytes] | None = None
 
     def upstream_connected(self, conn: UpstreamConnection) -> bool:
-        return self.shadows.connected(self, conn)
+        return send_when_connected(self, conn)
 
     def upstream_response(
         self, status: int, headers: list[tuple[bytes, bytes]], body: bytes
     ) -> None:
-        self.shadows.on_response(self, status, body)
+        self.handler.on_response(self, status, body)
 
     def upstream_failed(self, conn: UpstreamConnection | None, got_bytes: bool) -> None:
-        self.shadows.on_failure(self, conn, got_bytes)
+        self.handler.on_failure(self, conn, got_bytes)
 
     def expire(self) -> None:
         """The shadow's deadline passed."""
-        self.shadows.on_timeout(self)
+        self.handler.on_timeout(self)

@@ -18,8 +18,8 @@ from modelyard.gateway._proxy import Proxy
 from modelyard.gateway._routing import Routing
 from modelyard.gateway._table import RouteTable
 from modelyard.gateway._wakeups import Wakeups
-from modelyard.monitor._tracing import configure_tracing
 from modelyard.net import listen_socket
+from modelyard.telemetry import configure_tracing
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider

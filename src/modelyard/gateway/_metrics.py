@@ -3,14 +3,14 @@
 Public like the API server's ``/metrics`` (no secret). A deployment cannot be named ``-``
 (names start with a letter or digit), so ``/-/metrics`` never hides a deployment's
 route. Everything is rendered at scrape time from the counters the stats API reports
-(:class:`~modelyard.gateway._stats.RevisionStats`); requests pay only for a per-status
+(:class:`~modelyard.gateway.stats.RevisionStats`); requests pay only for a per-status
 count and a latency sum. Per (deployment, revision):
 
 * ``modelyard_gateway_requests_total{code}``: answers sent to callers, by HTTP status
   (``499``: the caller went away before its answer; the gateway's own 502/503/504
   count too);
 * ``modelyard_gateway_request_duration_seconds``: arrival to answer, a histogram whose
-  bounds are every fourth of :data:`~modelyard.gateway._stats.LATENCY_BUCKETS_S`
+  bounds are every fourth of :data:`~modelyard.gateway.stats.LATENCY_BUCKETS_S`
   (0.00012 s to 60 s, about doubling);
 * ``modelyard_gateway_in_flight_requests`` (shadow copies included) and
   ``modelyard_gateway_queued_requests`` (held while no replica is ready): gauges;
@@ -42,7 +42,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from modelyard.gateway._routing import Routing
-from modelyard.gateway._stats import LATENCY_BUCKETS_S
+from modelyard.gateway.stats import LATENCY_BUCKETS_S
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 

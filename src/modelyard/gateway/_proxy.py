@@ -5,6 +5,9 @@ Everything here runs in event-loop callbacks, with no task per request: a reques
 ``SENT``, ``DONE``) as upstream connections, deadlines and route updates call back.
 Request deadlines live on one timing wheel (:mod:`~modelyard.gateway._deadlines`); only
 a hold that must end before the request's deadline gets a loop timer of its own.
+Requests go upstream through :class:`~modelyard.gateway._send.Sender`, the path shadow
+copies (:mod:`~modelyard.gateway._shadow`) take too; held ones wait in the proxy's queue
+of their deployment.
 
 Retries: a request whose connection fails before any response byte goes to another
 ready replica of its revision not yet tried (at most :data:`MAX_ATTEMPTS` sends); a
@@ -24,11 +27,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelyard.gateway._deadlines import Deadlines
-from modelyard.gateway._exchange import DONE, HELD, SENT, Exchange
+from modelyard.gateway._exchange import DONE, HELD, SENT, Caller, Exchange
 from modelyard.gateway._http import error_response, proxied_response
 from modelyard.gateway._routing import Routing
+from modelyard.gateway._send import Failure, Sender
 from modelyard.gateway._shadow import Shadows
-from modelyard.gateway._state import DeploymentState, ReplicaState, RevisionState
+from modelyard.gateway._state import LiveDeployment, LiveReplica, LiveRevision
 from modelyard.gateway._table import RouteTable
 from modelyard.gateway._upstream import UpstreamConnection
 from modelyard.gateway._wakeups import Wakeups
@@ -36,7 +40,6 @@ from modelyard.gateway._wakeups import Wakeups
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-    from modelyard.gateway._downstream import DownstreamConnection
     from modelyard.gateway._reqlog import RequestLog
     from modelyard.gateway._trace import GatewayTracer
 
@@ -77,7 +80,10 @@ class Proxy:
         self._clock = clock
         self._random = (rng or random.Random()).random
         self.deadlines = Deadlines(loop, clock=clock)
-        self._shadows = Shadows(wakeups, self.deadlines, clock=clock, random=self._random)
+        self._sender = Sender(self.deadlines)
+        self._shadows = Shadows(wakeups, self._sender, clock=clock, random=self._random)
+        #: Requests waiting for a replica, per deployment, oldest first.
+        self._held: dict[LiveDeployment, deque[Exchange]] = {}
 
     # ---- route updates ------------------------------------------------------------
 
@@ -92,10 +98,11 @@ class Proxy:
             self._release(deployment, now)
         return self.routing.version
 
-    def _release(self, dep: DeploymentState, now: float) -> None:
-        if not dep.held:
+    def _release(self, dep: LiveDeployment, now: float) -> None:
+        held = self._held.pop(dep, None)
+        if held is None:
             return
-        held, dep.held = dep.held, deque()
+        still = self._held[dep] = deque()
         for ex in held:
             rev = ex.revision
             if not dep.active:
@@ -108,16 +115,18 @@ class Proxy:
                 rev = self._move(ex, dep, rev, now)
                 replica = rev.pick(now, ex.tried)
             if replica is None:
-                dep.held.append(ex)
+                still.append(ex)
                 continue
             self._unhold(ex, rev, now)
-            self._send(ex, replica, now, fresh=False)
-        for ex in dep.held:
+            self._send(ex, replica, now)
+        if not still:
+            del self._held[dep]
+        for ex in still:
             self._wakeups.signal(dep.name, ex.revision.number, ex.revision.stats.queued)
 
     def _move(
-        self, ex: Exchange, dep: DeploymentState, old: RevisionState, now: float
-    ) -> RevisionState:
+        self, ex: Exchange, dep: LiveDeployment, old: LiveRevision, now: float
+    ) -> LiveRevision:
         """Hand a held request of a revision that lost its traffic to a routed one."""
         new = dep.pick_revision(self._random())
         if new is old:
@@ -135,8 +144,8 @@ class Proxy:
 
     def handle(
         self,
-        conn: DownstreamConnection,
-        dep: DeploymentState,
+        conn: Caller,
+        dep: LiveDeployment,
         request: bytes,
         head_request: bool,
         close: bool,
@@ -160,34 +169,13 @@ class Proxy:
         if replica is None:
             self._hold(ex, rev, now)
         else:
-            self._send(ex, replica, now, fresh=False)
+            self._send(ex, replica, now)
         return ex
 
-    def _send(self, ex: Exchange, replica: ReplicaState, now: float, *, fresh: bool) -> None:
-        ex.state = SENT
+    def _send(self, ex: Exchange, replica: LiveReplica, now: float, *, fresh: bool = False) -> None:
         ex.attempts += 1
-        ex.replica = replica
         ex.dispatch_s = now
-        replica.in_flight += 1
-        replica.requests += 1
-        ex.revision.stats.add_in_flight(1, now)
-        conn = None if fresh else replica.pool.take()
-        if conn is None:
-            ex.upstream = None
-            ex.reused = False
-            replica.pool.connect(ex)
-        else:
-            ex.upstream = conn
-            ex.reused = True
-            conn.send(ex, ex.request)
-
-    def connected(self, ex: Exchange, conn: UpstreamConnection) -> bool:
-        """A fresh connection for ``ex`` is up: send, unless ``ex`` is over."""
-        if ex.state != SENT or ex.upstream is not None:
-            return False
-        ex.upstream = conn
-        conn.send(ex, ex.request)
-        return True
+        self._sender.send(ex, replica, now, fresh=fresh)
 
     # ---- upstream outcomes --------------------------------------------------------
 
@@ -198,14 +186,9 @@ class Proxy:
         if ex.state != SENT:
             return
         now = self._clock()
-        ex.state = DONE
-        ex.upstream = None
+        self._sender.answered(ex, now)
         assert ex.replica is not None
-        self.deadlines.remove(ex)
-        ex.replica.in_flight -= 1
-        stats = ex.revision.stats
-        stats.add_in_flight(-1, now)
-        stats.observe_service(now - ex.dispatch_s)
+        ex.revision.stats.observe_service(now - ex.dispatch_s)
         data = proxied_response(
             status, headers, body, ex.replica.tag, ex.close, ex.head_request, ex.id_line
         )
@@ -219,13 +202,13 @@ class Proxy:
         replica = ex.replica
         rev = ex.revision
         assert replica is not None
-        replica.in_flight -= 1
-        rev.stats.add_in_flight(-1, now)
-        ex.upstream = None
-        if got_bytes:
+        failure = self._sender.failed(ex, conn, got_bytes, now)
+        if failure is Failure.STALE:
+            self._send(ex, replica, now, fresh=True)
+            return
+        if failure is Failure.BROKEN:
             # Nothing has reached the caller (responses are forwarded whole) and inference
             # is idempotent: one more try on another replica; a second break is a 502.
-            replica.failures += 1
             if ex.tried is None:
                 ex.tried = set()
             ex.tried.add(replica.id)
@@ -234,13 +217,8 @@ class Proxy:
                 self._error(ex, 502, f"replica {replica.id} broke off its response", now)
                 return
             ex.broken_retried = True
-            self._send(ex, retry, now, fresh=False)
+            self._send(ex, retry, now)
             return
-        if conn is not None and ex.reused and not ex.stale_retried:
-            ex.stale_retried = True
-            self._send(ex, replica, now, fresh=True)
-            return
-        replica.failures += 1
         replica.ejected_until_s = now + EJECT_S
         if ex.tried is None:
             ex.tried = set()
@@ -252,24 +230,17 @@ class Proxy:
         if retry is None:
             self._hold(ex, rev, now)
         else:
-            self._send(ex, retry, now, fresh=False)
+            self._send(ex, retry, now)
 
     def on_timeout(self, ex: Exchange) -> None:
         """The request ran out of time (held or sent): 504."""
         now = self._clock()
         rev = ex.revision
         if ex.state == HELD:
-            ex.deployment.held.remove(ex)
+            self._unqueue(ex)
             self._unhold(ex, rev, now)
         elif ex.state == SENT:
-            replica = ex.replica
-            assert replica is not None
-            if ex.upstream is not None:
-                ex.upstream.abort()
-                ex.upstream = None
-            replica.in_flight -= 1
-            replica.failures += 1
-            rev.stats.add_in_flight(-1, now)
+            self._sender.abort(ex, now)
         else:
             return
         rev.stats.timeouts += 1
@@ -281,7 +252,7 @@ class Proxy:
         if ex.state != HELD:
             return
         now = self._clock()
-        ex.deployment.held.remove(ex)
+        self._unqueue(ex)
         self._unhold(ex, ex.revision, now)
         ex.revision.stats.rejected += 1
         self._error(ex, 503, "no replica became ready in time", now)
@@ -292,7 +263,7 @@ class Proxy:
             return
         now = self._clock()
         rev = ex.revision
-        ex.deployment.held.remove(ex)
+        self._unqueue(ex)
         self._unhold(ex, rev, now)
         ex.state = DONE
         self.deadlines.remove(ex)
@@ -305,7 +276,7 @@ class Proxy:
 
     # ---- holding ------------------------------------------------------------------
 
-    def _hold(self, ex: Exchange, rev: RevisionState, now: float) -> None:
+    def _hold(self, ex: Exchange, rev: LiveRevision, now: float) -> None:
         dep = ex.deployment
         self._wakeups.signal(dep.name, rev.number, rev.stats.queued + 1)
         if dep.queued >= dep.queue_limit:
@@ -313,14 +284,24 @@ class Proxy:
             self._error(ex, 503, f"deployment {dep.name!r} has {dep.queued} requests waiting", now)
             return
         ex.state = HELD
-        dep.held.append(ex)
+        held = self._held.get(dep)
+        if held is None:
+            held = self._held[dep] = deque()
+        held.append(ex)
         dep.queued += 1
         rev.stats.add_queued(1, now)
         # The request deadline (504) stays; a hold that must end sooner gets a timer (503).
         if now + dep.queue_timeout_s < ex.arrival_s + dep.request_timeout_s:
             ex.hold_timer = self._loop.call_later(dep.queue_timeout_s, ex.hold_expired)
 
-    def _unhold(self, ex: Exchange, rev: RevisionState, now: float) -> None:
+    def _unqueue(self, ex: Exchange) -> None:
+        """Take a held request out of its deployment's queue."""
+        held = self._held[ex.deployment]
+        held.remove(ex)
+        if not held:
+            del self._held[ex.deployment]
+
+    def _unhold(self, ex: Exchange, rev: LiveRevision, now: float) -> None:
         ex.deployment.queued -= 1
         rev.stats.add_queued(-1, now)
         if ex.hold_timer is not None:

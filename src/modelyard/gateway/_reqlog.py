@@ -1,6 +1,6 @@
 """The gateway's request log: every answered request as the caller saw it.
 
-Replicas log what they predicted (:mod:`modelyard.serving._predlog`); the gateway logs
+Replicas log what they predicted (:mod:`modelyard.serving.predlog`); the gateway logs
 what callers got, including the answers no replica gave (503 while no replica came up,
 504 timeouts, 502 after failed retries, callers that left): time, request id, revision,
 replica, status, latency (queueing included) and send attempts. Each entry is one tuple

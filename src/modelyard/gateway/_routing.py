@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from modelyard.gateway._state import DeploymentState
+from modelyard.gateway._state import LiveDeployment
 from modelyard.gateway._table import RouteTable
 
 
@@ -20,11 +20,11 @@ class Routing:
         self._loop = loop
         self.version = 0
         #: Every deployment with stats, including ones that left but were not yet read.
-        self.deployments: dict[str, DeploymentState] = {}
+        self.deployments: dict[str, LiveDeployment] = {}
         #: What requests can reach, keyed by the path segment as sent.
-        self.by_path: dict[bytes, DeploymentState] = {}
+        self.by_path: dict[bytes, LiveDeployment] = {}
 
-    def apply(self, table: RouteTable, now_s: float) -> list[DeploymentState]:
+    def apply(self, table: RouteTable, now_s: float) -> list[LiveDeployment]:
         """Take ``table`` unless it is older than the current one.
 
         Returns:
@@ -34,11 +34,11 @@ class Routing:
         if table.version < self.version:
             return []
         self.version = table.version
-        changed: list[DeploymentState] = []
+        changed: list[LiveDeployment] = []
         for name, route in table.deployments.items():
             state = self.deployments.get(name)
             if state is None:
-                state = self.deployments[name] = DeploymentState(name)
+                state = self.deployments[name] = LiveDeployment(name)
             state.update(route, self._loop, now_s)
             changed.append(state)
         for name, state in self.deployments.items():

@@ -9,6 +9,12 @@ Copies count toward the shadow revision's ``in_flight`` and ``load_area``, never
 its ``arrivals`` or ``completions``. A copy carries the caller's ``x-request-id`` (and,
 with tracing on, the same ``traceparent``) plus ``x-modelyard-shadow: 1``, so the
 replica can tell it from primary traffic.
+
+A copy goes upstream exactly as the caller's request does, through the proxy's
+:class:`~modelyard.gateway._send.Sender` (pooled connection, one fresh try after a stale
+one, the same deadline). What differs is what follows: a copy's answer is only compared,
+never returned to the caller, and a copy that fails is counted ``failed``, never retried
+elsewhere, and never affects the caller's request.
 """
 
 from __future__ import annotations
@@ -17,21 +23,22 @@ import time
 from collections.abc import Callable
 
 from modelyard.gateway._compare import responses_agree
-from modelyard.gateway._deadlines import Deadlines
 from modelyard.gateway._exchange import DONE, SENT, Exchange, ShadowExchange
 from modelyard.gateway._http import SHADOW_HEADER
-from modelyard.gateway._state import DeploymentState, ReplicaState, RevisionState
+from modelyard.gateway._send import Failure, Sender
+from modelyard.gateway._state import LiveDeployment, LiveRevision
 from modelyard.gateway._upstream import UpstreamConnection
 from modelyard.gateway._wakeups import Wakeups
 
 
 class Shadows:
-    """Sends shadow copies and keeps their counters.
+    """Sends shadow copies (through the proxy's :class:`~modelyard.gateway._send.Sender`)
+    and keeps their counters.
 
     Args:
         wakeups: Where a shadow revision without replicas is signalled.
-        deadlines: Where shadow copies time out (after the deployment's
-            ``request_timeout_s``, like the caller's request).
+        sender: The proxy's way upstream; copies time out on its deadlines (after the
+            deployment's ``request_timeout_s``, like the caller's request).
         clock: Monotonic seconds.
         random: Uniform draws in [0, 1).
     """
@@ -39,19 +46,17 @@ class Shadows:
     def __init__(
         self,
         wakeups: Wakeups,
-        deadlines: Deadlines,
+        sender: Sender,
         *,
         clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float],
     ) -> None:
         self._wakeups = wakeups
-        self._deadlines = deadlines
+        self._sender = sender
         self._clock = clock
         self._random = random
 
-    def fan_out(
-        self, ex: Exchange, dep: DeploymentState, primary: RevisionState, now: float
-    ) -> None:
+    def fan_out(self, ex: Exchange, dep: LiveDeployment, primary: LiveRevision, now: float) -> None:
         """Copy ``ex`` to each shadow revision of ``dep`` that draws it (not ``primary``)."""
         request: bytes | None = None
         for rev in dep.shadows:
@@ -68,42 +73,21 @@ class Shadows:
                 continue
             if request is None:
                 request = shadow_request(ex.request)
-            sh = ShadowExchange(self, dep, rev, replica, request, ex.head_request)
+            sh = ShadowExchange(self, dep, rev, request, ex.head_request)
             if ex.shadows is None:
                 ex.shadows = []
             ex.shadows.append(sh)
             stats.shadow_sent += 1
             dep.shadow_outstanding += 1
-            self._deadlines.add(sh, now + dep.request_timeout_s)
-            self._send(sh, replica, now, fresh=False)
-
-    def _send(self, sh: ShadowExchange, replica: ReplicaState, now: float, *, fresh: bool) -> None:
-        replica.in_flight += 1
-        replica.requests += 1
-        sh.revision.stats.add_in_flight(1, now)
-        conn = None if fresh else replica.pool.take()
-        if conn is None:
-            sh.upstream = None
-            sh.reused = False
-            replica.pool.connect(sh)
-        else:
-            sh.upstream = conn
-            sh.reused = True
-            conn.send(sh, sh.request)
-
-    def connected(self, sh: ShadowExchange, conn: UpstreamConnection) -> bool:
-        """A fresh connection for a shadow is up: send, unless the shadow is over."""
-        if sh.state != SENT or sh.upstream is not None:
-            return False
-        sh.upstream = conn
-        conn.send(sh, sh.request)
-        return True
+            self._sender.deadlines.add(sh, now + dep.request_timeout_s)
+            self._sender.send(sh, replica, now)
 
     def on_response(self, sh: ShadowExchange, status: int, body: bytes) -> None:
         """The shadow replica answered: compare once the primary answer is in too."""
         if sh.state != SENT:
             return
-        self._over(sh, self._clock())
+        self._sender.answered(sh, self._clock())
+        sh.deployment.shadow_outstanding -= 1
         sh.result = (status, body)
         if sh.primary is not None:
             self._compare(sh)
@@ -115,32 +99,25 @@ class Shadows:
         if sh.state != SENT:
             return
         now = self._clock()
-        if not got_bytes and conn is not None and sh.reused and not sh.stale_retried:
-            sh.stale_retried = True
-            sh.replica.in_flight -= 1
-            sh.revision.stats.add_in_flight(-1, now)
-            self._send(sh, sh.replica, now, fresh=True)
+        if self._sender.failed(sh, conn, got_bytes, now) is Failure.STALE:
+            assert sh.replica is not None
+            self._sender.send(sh, sh.replica, now, fresh=True)
             return
-        self._over(sh, now)
-        sh.replica.failures += 1
-        sh.revision.stats.shadow_failed += 1
-        sh.primary = None
+        self._failed(sh)
 
     def on_timeout(self, sh: ShadowExchange) -> None:
         """A shadow ran out of time: drop its connection and count it as failed."""
         if sh.state != SENT:
             return
-        if sh.upstream is not None:
-            sh.upstream.abort()
-        self.on_failure(sh, None, True)
+        self._sender.abort(sh, self._clock())
+        self._failed(sh)
 
-    def _over(self, sh: ShadowExchange, now: float) -> None:
+    def _failed(self, sh: ShadowExchange) -> None:
         sh.state = DONE
-        sh.upstream = None
-        self._deadlines.remove(sh)
-        sh.replica.in_flight -= 1
-        sh.revision.stats.add_in_flight(-1, now)
+        self._sender.deadlines.remove(sh)
         sh.deployment.shadow_outstanding -= 1
+        sh.revision.stats.shadow_failed += 1
+        sh.primary = None
 
     def primary_done(self, ex: Exchange, status: int, body: bytes) -> None:
         """The caller got ``status``/``body``: compare with shadows that already answered."""

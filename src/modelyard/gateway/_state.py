@@ -1,28 +1,27 @@
 """The live routing state built from a route table: deployments, revisions, replicas.
 
-These objects outlive table versions: a revision or replica that stays in the table keeps
-its counters and connection pool. One that leaves is marked inactive (no new requests)
-and kept until its stats were read once after it left and nothing of it is in flight.
+These are the gateway's mutable routing records (``Live*``), not the stored deployment
+records of :mod:`modelyard.core.deployments`. They outlive table versions: a revision or
+replica that stays in the table keeps its counters and connection pool. One that leaves
+is marked inactive (no new requests) and kept until its stats were read once after it
+left and nothing of it is in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import TYPE_CHECKING
 
 from modelyard.gateway._balance import cumulative_weights, least_outstanding, weighted_index
-from modelyard.gateway._stats import RevisionStats
 from modelyard.gateway._table import DeploymentRoute
 from modelyard.gateway._upstream import ReplicaPool
+from modelyard.gateway.stats import RevisionStats
 
 if TYPE_CHECKING:
     from collections.abc import Container
 
-    from modelyard.gateway._exchange import Exchange
 
-
-class ReplicaState:
+class LiveReplica:
     """One replica process, its load and its connection pool."""
 
     __slots__ = (
@@ -73,7 +72,7 @@ class ReplicaState:
         return {"in_flight": self.in_flight, "requests": self.requests, "failures": self.failures}
 
 
-class RevisionState:
+class LiveRevision:
     """One revision: its share of traffic, its ready replicas and its counters."""
 
     __slots__ = (
@@ -91,13 +90,13 @@ class RevisionState:
         self.number = number
         self.weight = 0
         self.shadow_percent = 0.0
-        self.replicas: list[ReplicaState] = []
+        self.replicas: list[LiveReplica] = []
         self.rotation = 0
         self.active = True
         self.stats = RevisionStats(now_s)
         self.tag = b"x-modelyard-revision: %d\r\n" % number
 
-    def pick(self, now_s: float, tried: Container[str] | None = None) -> ReplicaState | None:
+    def pick(self, now_s: float, tried: Container[str] | None = None) -> LiveReplica | None:
         """The least-loaded ready replica not in ``tried`` (ties rotate)."""
         replicas = self.replicas
         if len(replicas) == 1 and tried is None:
@@ -106,14 +105,16 @@ class RevisionState:
         return least_outstanding(replicas, self.rotation, now_s, tried)
 
 
-class DeploymentState:
-    """A deployment: its revisions, the requests held for it and its limits."""
+class LiveDeployment:
+    """A deployment: its revisions, its limits and how many requests are held for it.
+
+    The held requests themselves wait in the proxy (:class:`~modelyard.gateway._proxy.Proxy`).
+    """
 
     __slots__ = (
         "_cumulative",
         "_routed",
         "active",
-        "held",
         "name",
         "queue_limit",
         "queue_timeout_s",
@@ -129,17 +130,16 @@ class DeploymentState:
     def __init__(self, name: str) -> None:
         self.name = name
         self.active = True
-        self.revisions: dict[int, RevisionState] = {}
-        self.replicas: dict[str, ReplicaState] = {}
-        self.held: deque[Exchange] = deque()
+        self.revisions: dict[int, LiveRevision] = {}
+        self.replicas: dict[str, LiveReplica] = {}
         self.queued = 0
         self.shadow_outstanding = 0
-        self.shadows: list[RevisionState] = []
+        self.shadows: list[LiveRevision] = []
         self.request_timeout_s = 60.0
         self.queue_limit = 100
         self.queue_timeout_s = 30.0
         self.shadow_queue_limit = 64
-        self._routed: list[RevisionState] = []
+        self._routed: list[LiveRevision] = []
         self._cumulative: list[int] = []
 
     def update(self, route: DeploymentRoute, loop: asyncio.AbstractEventLoop, now_s: float) -> None:
@@ -150,12 +150,12 @@ class DeploymentState:
         self.queue_timeout_s = route.queue_timeout_s
         self.shadow_queue_limit = route.shadow_queue_limit
         listed: set[int] = set()
-        wanted: dict[str, ReplicaState] = {}
+        wanted: dict[str, LiveReplica] = {}
         for entry in route.revisions:
             listed.add(entry.revision)
             revision = self.revisions.get(entry.revision)
             if revision is None:
-                revision = self.revisions[entry.revision] = RevisionState(entry.revision, now_s)
+                revision = self.revisions[entry.revision] = LiveRevision(entry.revision, now_s)
             revision.active = True
             revision.weight = entry.weight
             revision.shadow_percent = entry.shadow_percent
@@ -166,7 +166,7 @@ class DeploymentState:
                 if replica is None or not replica.active or replica.address != where:
                     if replica is not None and replica.active:
                         replica.retire()
-                    replica = ReplicaState(loop, replica_route.id, *where)
+                    replica = LiveReplica(loop, replica_route.id, *where)
                     self.replicas[replica.id] = replica
                 revision.replicas.append(replica)
                 wanted[replica.id] = replica
@@ -197,7 +197,7 @@ class DeploymentState:
             if replica.active:
                 replica.retire()
 
-    def pick_revision(self, point: float) -> RevisionState:
+    def pick_revision(self, point: float) -> LiveRevision:
         """The revision for a new request; ``point`` is uniform in [0, 1)."""
         routed = self._routed
         if len(routed) == 1:

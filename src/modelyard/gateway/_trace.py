@@ -14,16 +14,16 @@ gateway span's child. Shadow copies carry the same headers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from opentelemetry.trace import Span, Status, StatusCode
 
-from modelyard.monitor._tracing import start_server_span, trace_headers
+from modelyard.telemetry import start_server_span, trace_headers
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from modelyard.gateway._exchange import Exchange
+    from modelyard.gateway._state import LiveReplica, LiveRevision
 
 #: Request headers the gateway reads instead of copying while tracing is on.
 TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
@@ -31,11 +31,24 @@ TRACE_HEADERS = frozenset({b"traceparent", b"tracestate"})
 _ERROR = Status(StatusCode.ERROR)
 
 
+class Answered(Protocol):
+    """What a request's span records when it ends (the proxy's exchange)."""
+
+    @property
+    def revision(self) -> LiveRevision: ...
+
+    @property
+    def replica(self) -> LiveReplica | None: ...
+
+    @property
+    def attempts(self) -> int: ...
+
+
 class GatewayTracer:
     """Starts and ends the gateway's request spans.
 
     Args:
-        provider: From :func:`~modelyard.monitor._tracing.configure_tracing`.
+        provider: From :func:`~modelyard.telemetry.configure_tracing`.
     """
 
     __slots__ = ("_tracer",)
@@ -69,7 +82,7 @@ class GatewayTracer:
         )
         return span, lines
 
-    def finish(self, ex: Exchange, span: Span, status: int) -> None:
+    def finish(self, ex: Answered, span: Span, status: int) -> None:
         """The caller got ``status`` (499: it went away first): record and end the span."""
         if span.is_recording():
             span.set_attribute("http.response.status_code", status)

@@ -10,7 +10,7 @@ Edges point the way data flows::
 
 from __future__ import annotations
 
-from modelyard.lineage._graph import (
+from modelyard.core.lineage import (
     Direction,
     Edge,
     EdgeType,
@@ -19,7 +19,7 @@ from modelyard.lineage._graph import (
     NodeKey,
     NodeKind,
 )
-from modelyard.lineage._traverse import traverse
+from modelyard.lineage.traversal import traverse
 
 __all__ = [
     "Direction",

@@ -8,14 +8,6 @@ every digest before anything is deserialized. See ``docs/models.md``.
 from __future__ import annotations
 
 from modelyard.models._base import Flavor, Predictor, SavedFlavor
-from modelyard.models._manifest import (
-    MANIFEST_NAME,
-    ModelManifest,
-    PackageFile,
-    VerifiedFiles,
-    read_manifest,
-    verify_package,
-)
 from modelyard.models._optimize import OptimizeReport, optimize_to_onnx
 from modelyard.models._package import (
     FLAVORS,
@@ -27,7 +19,16 @@ from modelyard.models._package import (
     save_model,
 )
 from modelyard.models._pyfunc import PythonModelContext
-from modelyard.models._signature import (
+from modelyard.models._validate import conform
+from modelyard.models.manifest import (
+    MANIFEST_NAME,
+    ModelManifest,
+    PackageFile,
+    VerifiedFiles,
+    read_manifest,
+    verify_package,
+)
+from modelyard.models.signature import (
     ColumnSchema,
     ColumnSpec,
     ModelInput,
@@ -36,7 +37,6 @@ from modelyard.models._signature import (
     TensorSchema,
     infer_schema,
 )
-from modelyard.models._validate import conform
 
 __all__ = [
     "FLAVORS",

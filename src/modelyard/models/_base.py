@@ -28,8 +28,8 @@ from typing import ClassVar, Protocol
 import numpy as np
 import pandas as pd
 
-from modelyard.models._manifest import VerifiedFiles
-from modelyard.models._signature import Array, JSONValue, Signature, TensorSchema
+from modelyard.models.manifest import VerifiedFiles
+from modelyard.models.signature import Array, JSONValue, Signature, TensorSchema
 
 
 class Predictor(Protocol):

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from modelyard.core.errors import InvalidInput
-from modelyard.models._signature import Array, ModelInput
 from modelyard.models._validate import to_table_or_array
+from modelyard.models.signature import Array, ModelInput
 
 EXAMPLE_FILE = "input_example.json"
 

@@ -18,9 +18,11 @@ import numpy.typing as npt
 import pandas as pd
 
 from modelyard.core.errors import InvalidInput
-from modelyard.models._manifest import ModelManifest
 from modelyard.models._package import load_model, write_package
-from modelyard.models._signature import (
+from modelyard.models._sklearn import SklearnPredictor
+from modelyard.models._validate import conform
+from modelyard.models.manifest import ModelManifest
+from modelyard.models.signature import (
     NUMERIC_DTYPES,
     Array,
     ColumnSchema,
@@ -28,8 +30,6 @@ from modelyard.models._signature import (
     Signature,
     TensorSchema,
 )
-from modelyard.models._sklearn import SklearnPredictor
-from modelyard.models._validate import conform
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,11 @@ import pandas as pd
 from modelyard.core.errors import AlreadyExists, InvalidInput
 from modelyard.models._base import Flavor, Predictor, SavedFlavor, library_versions
 from modelyard.models._example import EXAMPLE_FILE, decode_example, encode_example
-from modelyard.models._manifest import (
+from modelyard.models._onnx import OnnxFlavor
+from modelyard.models._pyfunc import PyfuncFlavor
+from modelyard.models._sklearn import SklearnFlavor
+from modelyard.models._validate import conform
+from modelyard.models.manifest import (
     MANIFEST_NAME,
     ModelManifest,
     PackageFile,
@@ -31,18 +35,14 @@ from modelyard.models._manifest import (
     sha256_file,
     verify_package,
 )
-from modelyard.models._mlflow import MlflowFlavor
-from modelyard.models._onnx import OnnxFlavor
-from modelyard.models._pyfunc import PyfuncFlavor
-from modelyard.models._signature import (
+from modelyard.models.mlflow import MlflowFlavor
+from modelyard.models.signature import (
     Array,
     JSONValue,
     ModelInput,
     Signature,
     infer_schema,
 )
-from modelyard.models._sklearn import SklearnFlavor
-from modelyard.models._validate import conform
 
 # In auto-detection order: the most specific first, pyfunc (anything with predict) last.
 FLAVORS: tuple[type[Flavor], ...] = (MlflowFlavor, SklearnFlavor, OnnxFlavor, PyfuncFlavor)

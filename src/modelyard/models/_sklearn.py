@@ -15,8 +15,8 @@ import pandas as pd
 
 from modelyard.core.errors import InvalidInput
 from modelyard.models._base import Flavor, Predictor, SavedFlavor, as_output
-from modelyard.models._manifest import VerifiedFiles
-from modelyard.models._signature import Array, JSONValue
+from modelyard.models.manifest import VerifiedFiles
+from modelyard.models.signature import Array, JSONValue
 
 MODEL_FILE = "model.pkl"
 

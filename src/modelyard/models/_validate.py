@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from modelyard.core.errors import InvalidInput
-from modelyard.models._signature import (
+from modelyard.models.signature import (
     NUMERIC_DTYPES,
     Array,
     ColumnSchema,

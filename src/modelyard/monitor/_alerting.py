@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Literal, TypeAlias, cast
 
 from modelyard.core.errors import InvalidInput
-from modelyard.monitor._rules import AlertRule, format_number, parse_rule
+from modelyard.monitor.rules import AlertRule, format_number, parse_rule
 
 __all__ = [
     "AlertState",

@@ -37,7 +37,7 @@ from typing import Any, Final
 import yaml
 
 from modelyard.core.errors import InvalidInput
-from modelyard.monitor._rules import AlertRule, format_duration, format_number
+from modelyard.monitor.rules import AlertRule, format_duration, format_number
 
 __all__ = [
     "DASHBOARD_UID",

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from modelyard.deploy._signals import GatewaySnapshot, RevisionCounters
-from modelyard.gateway._stats import LATENCY_BUCKETS_S, diff_buckets, quantile_from_buckets
+from modelyard.deploy.signals import GatewaySnapshot, RevisionCounters
+from modelyard.gateway.stats import LATENCY_BUCKETS_S, diff_buckets, quantile_from_buckets
 
 
 def _start(prev: RevisionCounters | None, cur: RevisionCounters) -> RevisionCounters | None:

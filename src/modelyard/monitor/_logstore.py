@@ -33,7 +33,7 @@ from typing import Any
 from modelyard.artifacts import BlobStore
 from modelyard.core.errors import AlreadyExists
 from modelyard.core.monitoring import MonitorConfig, PredictionSegment
-from modelyard.serving._predlog import SPOOL_SUFFIX, spool_root
+from modelyard.serving.predlog import SPOOL_SUFFIX, spool_root
 from modelyard.store import MonitorRepository
 
 logger = logging.getLogger("modelyard.monitor")

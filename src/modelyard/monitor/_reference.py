@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.artifacts import BlobStore
+from modelyard.core.datasets import parse_ref
 from modelyard.core.errors import InvalidInput, NotFound
-from modelyard.data._profile import table_format
-from modelyard.data._refs import parse_ref
-from modelyard.lineage._graph import Direction, NodeKey, NodeKind
-from modelyard.lineage._traverse import traverse
+from modelyard.core.lineage import Direction, NodeKey, NodeKind
+from modelyard.data.profile import table_format
+from modelyard.lineage.traversal import traverse
 from modelyard.store import MetadataStore
 
 _CACHE_SIZE = 8

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.tracking import LogBatch, RunStatus
 from modelyard.executors import Executor, WorkerLost
-from modelyard.pipelines import _tags as t
+from modelyard.pipelines import tags as t
 from modelyard.pipelines._cache import cache_key, canonical_json
 from modelyard.pipelines._graph import Binding, Source, StepState, descendants, ready_steps
 from modelyard.pipelines._outputs import StepOutput

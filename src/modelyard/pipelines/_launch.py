@@ -18,7 +18,7 @@ from modelyard.core.errors import InvalidInput
 from modelyard.core.tracking import LogBatch, Run, RunStatus
 from modelyard.data import DatasetRef
 from modelyard.executors import Executor, open_executor, worker_env
-from modelyard.pipelines import _tags as t
+from modelyard.pipelines import tags as t
 from modelyard.pipelines._cache import code_digest
 from modelyard.pipelines._driver import Driver, Plan
 from modelyard.pipelines._graph import Binding, Source, graph_of, upstream_closure

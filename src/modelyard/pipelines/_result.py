@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from modelyard.core.errors import InvalidInput, ModelyardError, NotFound
 from modelyard.core.tracking import Run
-from modelyard.pipelines import _tags as t
+from modelyard.pipelines import tags as t
 from modelyard.pipelines._graph import StepState
 from modelyard.pipelines._outputs import StepOutput, load_output
 

@@ -12,7 +12,7 @@ shifted traffic that makes a drift alert fire → what it cost → its lineage. 
 - :mod:`modelyard.quickstart._watch` — the live view while traffic runs;
 - :mod:`modelyard.quickstart._monitor` — the drift demo: shifted traffic, a firing alert;
 - :mod:`modelyard.quickstart._cost` — the deployment's cost from the ledger;
-- :mod:`modelyard.quickstart._view` — tables and panels;
+- :mod:`modelyard.quickstart.view` — tables and panels;
 - :mod:`modelyard.quickstart._steps` — :func:`run_quickstart`, failures and cleanup.
 """
 

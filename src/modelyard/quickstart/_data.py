@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelyard.data._add import add_dataset
+from modelyard.data.add import add_dataset
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from modelyard.client import ModelyardClient, resolve_connection
 from modelyard.config import Settings
 from modelyard.core.errors import ModelyardError, NotFound, Unauthenticated
+from modelyard.data import render_lineage_tree
 from modelyard.quickstart import _cost, _data, _deploy, _monitor, _train, _ui
 from modelyard.quickstart._result import (
     CostSummary,
@@ -41,8 +42,8 @@ from modelyard.quickstart._result import (
 )
 from modelyard.quickstart._server import ServerHandle, find_or_start_server, stop_server
 from modelyard.quickstart._traffic import request_bodies, traffic_plan
-from modelyard.quickstart._view import dataset_table, runs_table, step_title, tune_table
 from modelyard.quickstart._watch import DeploymentWatch, drive_traffic
+from modelyard.quickstart.view import dataset_table, runs_table, step_title, tune_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -225,11 +226,9 @@ class _Walk:
             return _cost.cost_report(client, self.project, self.console)
 
     def _step8_lineage(self, client: ModelyardClient) -> tuple[LineageNode, ...]:
-        from modelyard.cli._data_cmds import render_tree
-
         with self._step(8):
             graph = client.lineage(self.project, "deployment", _deploy.DEPLOYMENT, direction="up")
-            self.console.print(render_tree(graph))
+            self.console.print(render_lineage_tree(graph))
             return tuple(LineageNode(n["kind"], n["label"]) for n in graph["nodes"])
 
     def _step9_ui(self, client: ModelyardClient, run_id: str) -> tuple[UiPage, ...]:

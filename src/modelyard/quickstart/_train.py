@@ -2,7 +2,8 @@
 
 Each run reads ``quickstart-data@vN`` through ``my.use_dataset`` (so lineage records
 dataset → run), logs its parameters, held-out accuracy / F1 / ROC AUC, a ROC curve plot
-and the model package with an input example.
+(when matplotlib, the ``plot`` extra, is installed) and the model package with an input
+example.
 """
 
 from __future__ import annotations
@@ -112,17 +113,25 @@ def train_one(candidate: Candidate, dataset_ref: str) -> RunSummary:
         with tempfile.TemporaryDirectory(prefix="modelyard-quickstart-") as tmp:
             plot = write_roc_png(Path(tmp) / "roc_curve.png", fpr, tpr, candidate.name,
                                  metrics["roc_auc"])  # fmt: skip
-            my.log_artifact(plot, "plots")
+            if plot is not None:
+                my.log_artifact(plot, "plots")
         my.log_model(model, "model", input_example=x_train[:5])
         return RunSummary(run.id, candidate.name, candidate.model, metrics, fit_s)
 
 
 def write_roc_png(
     path: Path, fpr: np.ndarray[Any, Any], tpr: np.ndarray[Any, Any], name: str, auc: float
-) -> Path:
-    """Plot a ROC curve to ``path`` with matplotlib's Agg canvas (no pyplot, no GUI)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+) -> Path | None:
+    """Plot a ROC curve to ``path`` with matplotlib's Agg canvas (no pyplot, no GUI).
+
+    Returns None, drawing nothing, without matplotlib (the ``plot`` extra): the
+    quickstart runs on a core install and the plot is only an extra artifact.
+    """
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        return None
 
     figure = Figure(figsize=(4.5, 4.5), dpi=100)
     FigureCanvasAgg(figure)

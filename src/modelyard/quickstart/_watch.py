@@ -23,7 +23,7 @@ from modelyard.quickstart._deploy import (
 )
 from modelyard.quickstart._result import TrafficSummary
 from modelyard.quickstart._traffic import LoadGenerator, Phase
-from modelyard.quickstart._view import event_line, live_view
+from modelyard.quickstart.view import event_line, live_view
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import InvalidInput
 from modelyard.core.models import AliasChange, ModelVersion
-from modelyard.registry._cache import (
+from modelyard.registry.cache import (
     MANIFEST_FILE,
     cached_package,
     expected_files,

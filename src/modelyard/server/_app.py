@@ -18,14 +18,14 @@ from modelyard.config import Settings
 from modelyard.core.clock import Clock, SystemClock
 from modelyard.core.entities import IssuedToken
 from modelyard.cost import catalog_path, load_catalog
-from modelyard.cost._budget_service import BudgetService
-from modelyard.cost._service import CostService
-from modelyard.data._service import DataService
-from modelyard.deploy._service import DeploymentService
-from modelyard.lineage._service import LineageService
-from modelyard.monitor._metrics import MonitorCollector
-from modelyard.monitor._service import MonitorService
-from modelyard.registry._service import RegistryService
+from modelyard.cost.budget_service import BudgetService
+from modelyard.cost.service import CostService
+from modelyard.data.service import DataService
+from modelyard.deploy.service import DeploymentService
+from modelyard.lineage.service import LineageService
+from modelyard.monitor.metrics import MonitorCollector
+from modelyard.monitor.service import MonitorService
+from modelyard.registry.service import RegistryService
 from modelyard.server._context import AppContext
 from modelyard.server._errors import install_error_handlers
 from modelyard.server._middleware import HttpMetrics, ObservabilityMiddleware
@@ -59,7 +59,7 @@ from modelyard.server.routes import (
     users,
 )
 from modelyard.store import MetadataStore, open_store
-from modelyard.tracking._service import TrackingService
+from modelyard.tracking.service import TrackingService
 
 logger = logging.getLogger("modelyard.server")
 

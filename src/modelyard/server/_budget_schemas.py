@@ -1,6 +1,6 @@
 """Bodies of the budgets and quotas API.
 
-Values are checked by :class:`~modelyard.cost._budget_service.BudgetService` (a 400
+Values are checked by :class:`~modelyard.cost.budget_service.BudgetService` (a 400
 naming the field); these models only check types and sizes.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelyard.cost._budget_service import (
+from modelyard.cost.budget_service import (
     DEFAULT_THRESHOLDS,
     BudgetSet,
     BudgetStatus,
@@ -18,7 +18,7 @@ from modelyard.cost._budget_service import (
     budget_json,
 )
 from modelyard.server._schemas import Input
-from modelyard.store._budget_repo import BudgetEvent, BudgetRecord
+from modelyard.store.budget_repo import BudgetEvent, BudgetRecord
 
 
 class BudgetIn(Input):

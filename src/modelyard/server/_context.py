@@ -12,15 +12,15 @@ from modelyard.artifacts import BlobStore
 from modelyard.auth import AuthService
 from modelyard.config import Settings
 from modelyard.core.clock import Clock
-from modelyard.cost._budget_service import BudgetService
-from modelyard.cost._service import CostService
-from modelyard.data._service import DataService
-from modelyard.deploy._service import DeploymentService
-from modelyard.lineage._service import LineageService
-from modelyard.monitor._service import MonitorService
-from modelyard.registry._service import RegistryService
+from modelyard.cost.budget_service import BudgetService
+from modelyard.cost.service import CostService
+from modelyard.data.service import DataService
+from modelyard.deploy.service import DeploymentService
+from modelyard.lineage.service import LineageService
+from modelyard.monitor.service import MonitorService
+from modelyard.registry.service import RegistryService
 from modelyard.store import MetadataStore
-from modelyard.tracking._service import TrackingService
+from modelyard.tracking.service import TrackingService
 
 
 @dataclass

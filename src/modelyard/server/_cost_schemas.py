@@ -1,6 +1,6 @@
 """Bodies of the cost API. Reports travel as the service's JSON (what ``--json`` prints);
-values are checked by :class:`~modelyard.cost._service.CostService` (a 400 naming the
-field), shapes here (a 422)."""
+values are checked by :class:`~modelyard.cost.service.CostService`, shapes here (both a
+400 naming the field)."""
 
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from modelyard.data._diff import DatasetDiff
-from modelyard.data._entities import Dataset, DatasetVersion
+from modelyard.core.datasets import Dataset, DatasetVersion
+from modelyard.data.diff import DatasetDiff
 from modelyard.server._schemas import ArtifactOut, Input
 
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from modelyard.core.deployments import DeploymentEvent, Replica, Revision, RuntimeSettings
-from modelyard.deploy._service import DeploymentView
+from modelyard.deploy.service import DeploymentView
 from modelyard.server._schemas import Input
 
 

@@ -1,13 +1,21 @@
-"""The one place where errors become HTTP statuses and ``{"error_code", "message"}`` bodies."""
+"""The one place where errors become HTTP statuses and ``{"error_code", "message"}`` bodies.
+
+Invalid input is always a 400, whether the request failed the schema (a body that is not
+JSON, a missing, unknown or wrong-typed field, a bad query or path parameter) or a
+domain check (:class:`~modelyard.core.errors.InvalidInput`): the MLflow and KServe (OIP)
+convention. FastAPI's own 422 is neither answered nor published in the OpenAPI document.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelyard.core import errors
@@ -37,6 +45,28 @@ _CODE_BY_HTTP_STATUS = {
     415: "UNSUPPORTED_MEDIA_TYPE",
 }
 
+
+class ErrorBody(BaseModel):
+    """The body of every error answer, native and MLflow routes alike."""
+
+    error_code: str = Field(description="What kind of error: INVALID_INPUT, NOT_FOUND …")
+    message: str = Field(description="What is wrong, naming the field or the resource.")
+
+
+#: The error answers every operation declares in the OpenAPI document. Declaring
+#: ``4XX`` also keeps FastAPI from adding its default 422 ``HTTPValidationError``,
+#: which this server never answers.
+ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    400: {
+        "model": ErrorBody,
+        "description": "Invalid input: a body that is not JSON, a missing, unknown or "
+        "wrong-typed field, a bad query or path parameter, or a value the server refuses.",
+    },
+    "4XX": {
+        "model": ErrorBody,
+        "description": "Another client error (401, 403, 404, 409 …), in the same body.",
+    },
+}
 
 # MLflow's clients read MLflow's error codes: (error_code, HTTP status) per error class.
 # QuotaExceeded is not 429 (RESOURCE_EXHAUSTED's usual status): the MLflow client would
@@ -95,14 +125,17 @@ def _field_name(loc: tuple[object, ...]) -> str:
     return ".".join(parts) or "body"
 
 
-def describe_validation_error(exc: RequestValidationError) -> tuple[int, str]:
-    """(status, message): 400 for a body that is not JSON, 422 naming each bad field."""
+def describe_validation_error(exc: RequestValidationError) -> tuple[bool, str]:
+    """(whether the body is not JSON at all, a message naming each bad field).
+
+    Both answer 400; MLflow's routes tell them apart by error code.
+    """
     problems: list[str] = []
     for err in exc.errors():
         kind = err.get("type", "")
         if kind == "json_invalid":
             ctx = err.get("ctx", {})
-            return 400, f"request body is not valid JSON: {ctx.get('error', 'parse error')}"
+            return True, f"request body is not valid JSON: {ctx.get('error', 'parse error')}"
         loc = tuple(err.get("loc", ()))
         field = _field_name(loc)
         if kind == "extra_forbidden":
@@ -111,7 +144,7 @@ def describe_validation_error(exc: RequestValidationError) -> tuple[int, str]:
             problems.append(f"field {field!r} is required")
         else:
             problems.append(f"field {field!r}: {err.get('msg', 'invalid')}")
-    return 422, "; ".join(problems) or "invalid request"
+    return False, "; ".join(problems) or "invalid request"
 
 
 async def _modelyard_error(request: Request, exc: Exception) -> Response:
@@ -129,13 +162,13 @@ async def _modelyard_error(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    status, message = describe_validation_error(exc)
+    not_json, message = describe_validation_error(exc)
     if wants_html(request):
         return error_page(request, 400, message)
     if is_mlflow_request(request):
-        code = "INVALID_PARAMETER_VALUE" if status == 422 else "BAD_REQUEST"
+        code = "BAD_REQUEST" if not_json else "INVALID_PARAMETER_VALUE"
         return error_response(400, code, message)
-    return error_response(status, "INVALID_INPUT", message)
+    return error_response(400, "INVALID_INPUT", message)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -2,7 +2,8 @@
 
 Use ``ApiRouter.route`` instead of FastAPI's decorators: it refuses a route without a
 permission, checks it before the handler runs, tags the request for the audit log, and
-publishes the permission in the OpenAPI document as ``x-modelyard-permission``.
+publishes the permission in the OpenAPI document as ``x-modelyard-permission``, with
+the error answers every route shares (``server._errors.ERROR_RESPONSES``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import Depends, FastAPI, Request
 from modelyard.auth import LOCAL_PRINCIPAL, Permission, Principal, Scope
 from modelyard.core.errors import InvalidInput, PermissionDenied, Unauthenticated
 from modelyard.server._context import AppContext, app_context
+from modelyard.server._errors import ERROR_RESPONSES
 from modelyard.server._resources import RESOLVERS, request_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -176,6 +178,8 @@ class ApiRouter:
 
     def install(self, app: FastAPI) -> None:
         for spec in self._specs:
+            kwargs = dict(spec.kwargs)
+            responses = {**ERROR_RESPONSES, **kwargs.pop("responses", {})}
             app.add_api_route(
                 self.prefix + spec.path,
                 spec.endpoint,
@@ -185,5 +189,6 @@ class ApiRouter:
                 openapi_extra={PERMISSION_KEY: str(spec.permission)},
                 name=spec.action,
                 tags=list(self.tags),
-                **spec.kwargs,
+                responses=responses,
+                **kwargs,
             )

@@ -23,16 +23,27 @@ from modelyard.net import is_loopback, listen_socket
 from modelyard.server._app import bootstrap_platform, build_context, create_app
 
 if TYPE_CHECKING:
-    from modelyard.cost._budget_loop import BudgetLoop
-    from modelyard.deploy._runtime import LocalDeployments
-    from modelyard.monitor._loop import MonitorLoop
-    from modelyard.pipelines._scheduler import Scheduler
+    from modelyard.cost.budget_loop import BudgetLoop
+    from modelyard.deploy.runtime import LocalDeployments
+    from modelyard.monitor.loop import MonitorLoop
+    from modelyard.pipelines.scheduler import Scheduler
 
 logger = logging.getLogger("modelyard.server")
 
 
 @dataclass(frozen=True)
-class ServeOptions:
+class ServerOptions:
+    """How the API server runs (the model server's are :class:`modelyard.serving.ServeOptions`).
+
+    Attributes:
+        host: The address to bind; loopback unless ``allow_remote``.
+        port: The port to bind.
+        workers: Server processes sharing the port.
+        allow_remote: Bind a non-loopback address on purpose.
+        log_level: uvicorn's log level.
+        deployments: Run the deployment gateway and controller too.
+    """
+
     host: str = "127.0.0.1"
     port: int = 5005
     workers: int = 1
@@ -41,7 +52,7 @@ class ServeOptions:
     deployments: bool = True
 
 
-def check_bind(options: ServeOptions, settings: Settings) -> None:
+def check_bind(options: ServerOptions, settings: Settings) -> None:
     """Refuse unsafe or impossible bind settings before anything starts.
 
     Raises:
@@ -66,7 +77,7 @@ def check_bind(options: ServeOptions, settings: Settings) -> None:
         )
 
 
-def client_uri(options: ServeOptions) -> str:
+def client_uri(options: ServerOptions) -> str:
     host = options.host
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - naming it, not binding it
         host = "127.0.0.1"
@@ -75,7 +86,7 @@ def client_uri(options: ServeOptions) -> str:
     return f"http://{host}:{options.port}"
 
 
-def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
+def prepare(settings: Settings, options: ServerOptions) -> IssuedToken | None:
     """Migrate the store and bootstrap the admin once, before any worker starts."""
     check_bind(options, settings)
     ctx = build_context(settings)
@@ -87,7 +98,7 @@ def prepare(settings: Settings, options: ServeOptions) -> IssuedToken | None:
 
 def _serve_in_process(
     settings: Settings,
-    options: ServeOptions,
+    options: ServerOptions,
     sock: socket.socket | None,
     metrics_dir: Path | None = None,
 ) -> None:
@@ -105,7 +116,7 @@ def _serve_in_process(
     server.run(sockets=[sock] if sock is not None else None)
 
 
-def _worker(settings: Settings, options: ServeOptions, metrics_dir: Path) -> None:
+def _worker(settings: Settings, options: ServerOptions, metrics_dir: Path) -> None:
     # Each worker owns a SO_REUSEPORT socket: the kernel spreads connections, and
     # accepted sockets keep asyncio's TCP_NODELAY (uvicorn's own --workers loses it).
     sock = listen_socket(options.host, options.port, reuse_port=True)
@@ -114,7 +125,7 @@ def _worker(settings: Settings, options: ServeOptions, metrics_dir: Path) -> Non
 
 def serve(
     settings: Settings,
-    options: ServeOptions,
+    options: ServerOptions,
     on_ready: Callable[[IssuedToken | None], None] | None = None,
 ) -> None:
     """Run until interrupted. Several workers share the port through SO_REUSEPORT.
@@ -150,7 +161,7 @@ def _stopped(signum: int, _frame: FrameType | None) -> None:
 def _start_deployments(settings: Settings) -> _Background:
     """The gateway, replica zygote and controller, and the monitor and budget loops beside
     them: one set per server, in this process."""
-    from modelyard.deploy._runtime import LocalDeployments
+    from modelyard.deploy.runtime import LocalDeployments
 
     deployments = LocalDeployments(settings)
     deployments.start()
@@ -171,8 +182,8 @@ def _start_deployments(settings: Settings) -> _Background:
 def _start_monitor(settings: Settings, deployments: LocalDeployments) -> MonitorLoop:
     from modelyard.artifacts import create_blob_store
     from modelyard.core.clock import SystemClock
-    from modelyard.monitor._loop import MonitorLoop
-    from modelyard.monitor._service import MonitorService
+    from modelyard.monitor.loop import MonitorLoop
+    from modelyard.monitor.service import MonitorService
     from modelyard.store import open_store
 
     store = open_store(settings.store_uri)
@@ -196,8 +207,8 @@ def _start_budgets(settings: Settings) -> BudgetLoop:
     read here as the API's is: a bad price file stops the start, naming its line)."""
     from modelyard.core.clock import SystemClock
     from modelyard.cost import catalog_path, load_catalog
-    from modelyard.cost._budget_loop import BudgetLoop
-    from modelyard.cost._service import CostService
+    from modelyard.cost.budget_loop import BudgetLoop
+    from modelyard.cost.service import CostService
     from modelyard.store import open_store
 
     clock = SystemClock()
@@ -209,11 +220,11 @@ def _start_budgets(settings: Settings) -> BudgetLoop:
     return loop
 
 
-def _start_scheduler(settings: Settings, options: ServeOptions) -> Scheduler:
+def _start_scheduler(settings: Settings, options: ServerOptions) -> Scheduler:
     """The pipeline scheduler, on its own store connection; its fires talk to this server."""
     from modelyard.auth import AuthService
     from modelyard.core.clock import SystemClock
-    from modelyard.pipelines._scheduler import Scheduler
+    from modelyard.pipelines.scheduler import Scheduler
     from modelyard.store import open_store
 
     clock = SystemClock()
@@ -243,7 +254,7 @@ class _Background:
         self.deployments.stop()
 
 
-def _serve_workers(settings: Settings, options: ServeOptions) -> None:
+def _serve_workers(settings: Settings, options: ServerOptions) -> None:
     if options.workers == 1:
         _serve_in_process(settings, options, None)
         return

@@ -1,7 +1,7 @@
 """Bodies of the pipeline schedules API.
 
 Values (cron, executor, target, name) are checked by the routes with
-:mod:`modelyard.pipelines._schedules` (a 400 naming the field); these models only check
+:mod:`modelyard.pipelines.schedules` (a 400 naming the field); these models only check
 types and sizes.
 """
 

@@ -17,8 +17,8 @@ from modelyard.serving._batching import (
     decide,
     runs_inline,
 )
-from modelyard.serving._options import RuntimeOptions, ServeOptions
-from modelyard.serving._server import ResolvedModel, resolve, serve
+from modelyard.serving.options import RuntimeOptions, ServeOptions
+from modelyard.serving.server import ResolvedModel, resolve, serve
 
 __all__ = [
     "Decision",

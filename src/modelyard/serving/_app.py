@@ -26,9 +26,9 @@ from modelyard.serving import _mlflow_protocol as mlflow_protocol
 from modelyard.serving import _oip as oip
 from modelyard.serving import _tracing
 from modelyard.serving._metrics import CONTENT_TYPE, ServingMetrics
-from modelyard.serving._predlog import PredictionLog
 from modelyard.serving._runtime import ModelRuntime
 from modelyard.serving._types import Array
+from modelyard.serving.predlog import PredictionLog
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer

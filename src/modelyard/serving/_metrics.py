@@ -35,7 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from modelyard.serving._predlog import PredictionLog
+    from modelyard.serving.predlog import PredictionLog
 
 _LATENCY_BUCKETS_S = (
     0.0005,

@@ -17,9 +17,9 @@ import numpy as np
 
 from modelyard.serving._batcher import Batcher, PredictFn, run_direct
 from modelyard.serving._inputs import InputSpec, input_spec
-from modelyard.serving._options import RuntimeOptions
 from modelyard.serving._predict import array_predict
 from modelyard.serving._types import Array
+from modelyard.serving.options import RuntimeOptions
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -1,5 +1,5 @@
 """Spans of the serving runtime (only used when tracing is on; see
-:mod:`modelyard.monitor._tracing` for how it is switched on).
+:mod:`modelyard.telemetry` for how it is switched on).
 
 Each request gets a SERVER span ``<method> <route>`` that continues the caller's trace
 (``traceparent``/``tracestate``, e.g. the gateway's span), with the request id; each
@@ -23,7 +23,7 @@ _SPAN = "modelyard.span"
 
 def request_span(tracer: Tracer, scope: MutableMapping[str, Any], model: str) -> Span:
     """Start the request's SERVER span, continuing the caller's trace."""
-    from modelyard.monitor._tracing import start_server_span
+    from modelyard.telemetry import start_server_span
 
     traceparent = tracestate = request_id = None
     for key, value in scope["headers"]:

@@ -11,8 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from modelyard.serving._options import ServeOptions
-from modelyard.serving._server import ResolvedModel, run_worker
+from modelyard.serving.options import ServeOptions
+from modelyard.serving.server import ResolvedModel, run_worker
 
 
 def main(argv: list[str]) -> None:

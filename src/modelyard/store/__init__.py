@@ -6,29 +6,32 @@ from modelyard.core.clock import Clock
 from modelyard.core.registry import SchemeRegistry
 from modelyard.store._artifact_repo import ArtifactIndexRepository
 from modelyard.store._auth_repo import AuthRepository
-from modelyard.store._budget_repo import BudgetRepository
 from modelyard.store._cost_repo import CostRepository
-from modelyard.store._data_repo import DataRepository
+from modelyard.store._data_repo import DataRepository, dataset_version_namespace
 from modelyard.store._deploy_repo import DeploymentChange, DeploymentRepository
 from modelyard.store._lineage_repo import LineageRepository
-from modelyard.store._logged_model_repo import LoggedModelRepository
 from modelyard.store._monitor_repo import MonitorRepository
 from modelyard.store._registry_repo import RegistryRepository
 from modelyard.store._schedule_repo import ScheduleRepository
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_repo import TrackingRepository
+from modelyard.store.budget_repo import BudgetRepository
+from modelyard.store.logged_model_repo import LoggedModelRepository
 
 __all__ = [
     "ArtifactIndexRepository",
     "AuthRepository",
+    "DataRepository",
     "DeploymentChange",
     "DeploymentRepository",
+    "LineageRepository",
     "MetadataStore",
     "MonitorRepository",
     "RegistryRepository",
     "ScheduleRepository",
     "SqlStore",
     "TrackingRepository",
+    "dataset_version_namespace",
     "open_store",
 ]
 

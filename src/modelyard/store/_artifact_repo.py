@@ -10,8 +10,8 @@ from sqlalchemy import delete, select
 
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import NotFound
-from modelyard.store._schema import ArtifactEntryRow
 from modelyard.store._sql import SqlStore
+from modelyard.store.schema import ArtifactEntryRow
 
 
 class ArtifactIndexRepository:

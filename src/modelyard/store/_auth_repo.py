@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from modelyard.core.entities import AuditRecord, Membership, Project, Role, Token, User
 from modelyard.core.errors import NotFound
 from modelyard.core.ids import new_id
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     AuditRow,
     BrowserSessionRow,
     MembershipRow,
@@ -18,7 +19,6 @@ from modelyard.store._schema import (
     TokenRow,
     UserRow,
 )
-from modelyard.store._sql import SqlStore
 
 
 def _project(row: ProjectRow) -> Project:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from modelyard.core.cost_facts import ReplicaFact, RunFact, RunInfo, StorageFact, TrafficFact
 from modelyard.store._monitor_repo import feedback_namespace, segment_namespace
-from modelyard.store._schema import (
+from modelyard.store.schema import (
     ArtifactEntryRow,
     DatasetRow,
     DatasetVersionRow,

@@ -26,7 +26,8 @@ from modelyard.store._cost_queries import (
     storage_facts,
     traffic_facts,
 )
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     DeploymentRow,
     DeploymentTagRow,
     DeploymentTrafficRow,
@@ -34,7 +35,6 @@ from modelyard.store._schema import (
     ProjectTagRow,
     ReplicaUsageRow,
 )
-from modelyard.store._sql import SqlStore
 
 #: Width of a traffic bucket: a sample's requests count in the minute its interval began in.
 TRAFFIC_BUCKET_MS = 60_000

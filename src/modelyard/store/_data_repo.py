@@ -14,24 +14,24 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import Session, aliased
 
-from modelyard.core.entities import ArtifactEntry
-from modelyard.core.errors import AlreadyExists, NotFound
-from modelyard.data._entities import (
+from modelyard.core.datasets import (
     Dataset,
     DatasetSummary,
     DatasetVersion,
     VersionSummary,
     profile_rows,
 )
-from modelyard.lineage._graph import EdgeType, NodeKind
-from modelyard.store._schema import (
+from modelyard.core.entities import ArtifactEntry
+from modelyard.core.errors import AlreadyExists, NotFound
+from modelyard.core.lineage import EdgeType, NodeKind
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     ArtifactEntryRow,
     DatasetRow,
     DatasetVersionRow,
     LineageEdgeRow,
     ProjectRow,
 )
-from modelyard.store._sql import SqlStore
 
 _CREATE_ATTEMPTS = 5
 

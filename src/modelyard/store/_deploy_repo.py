@@ -28,14 +28,14 @@ from modelyard.core.deployments import (
     ScalingConfig,
 )
 from modelyard.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     DeploymentEventRow,
     DeploymentReplicaRow,
     DeploymentRevisionRow,
     DeploymentRow,
     ProjectRow,
 )
-from modelyard.store._sql import SqlStore
 
 _UNSET: Any = object()
 

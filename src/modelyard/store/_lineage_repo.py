@@ -11,8 +11,9 @@ from collections.abc import Collection
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from modelyard.lineage._graph import Direction, Edge, EdgeType, Node, NodeKey, NodeKind
-from modelyard.store._schema import (
+from modelyard.core.lineage import Direction, Edge, EdgeType, Node, NodeKey, NodeKind
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     DatasetRow,
     DatasetVersionRow,
     ExperimentRow,
@@ -22,7 +23,6 @@ from modelyard.store._schema import (
     RegisteredModelRow,
     RunRow,
 )
-from modelyard.store._sql import SqlStore
 
 
 class LineageRepository:

@@ -28,7 +28,8 @@ from modelyard.core.monitoring import (
     PredictionSegment,
     SilenceRecord,
 )
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     AlertActionRow,
     AlertEventRow,
     AlertRuleRow,
@@ -42,7 +43,6 @@ from modelyard.store._schema import (
     PredictionSegmentRow,
     ProjectRow,
 )
-from modelyard.store._sql import SqlStore
 
 
 def segment_namespace(deployment_id: int) -> str:

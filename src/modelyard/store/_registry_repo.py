@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import AlreadyExists, Conflict, NotFound
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel, version_namespace
-from modelyard.store._registry_pages import VersionPage, model_summaries, version_page
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.registry_pages import VersionPage, model_summaries, version_page
+from modelyard.store.schema import (
     AliasHistoryRow,
     ArtifactEntryRow,
     ModelAliasRow,
@@ -21,7 +22,6 @@ from modelyard.store._schema import (
     RegisteredModelRow,
     RegisteredModelTagRow,
 )
-from modelyard.store._sql import SqlStore
 
 _CREATE_ATTEMPTS = 5
 

@@ -24,7 +24,8 @@ from modelyard.core.schedules import (
     FireRecord,
     ScheduleRecord,
 )
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store.schema import (
     ExperimentRow,
     PipelineScheduleFireRow,
     PipelineScheduleRow,
@@ -32,7 +33,6 @@ from modelyard.store._schema import (
     RunRow,
     RunTagRow,
 )
-from modelyard.store._sql import SqlStore
 
 __all__ = ["ScheduleRepository"]
 

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, not_, select
 from sqlalchemy.orm import aliased
 
-from modelyard.store._schema import LatestMetricRow, ParamRow, RunRow, RunTagRow
-from modelyard.tracking._search import Comparison, Entity, OrderBy
+from modelyard.core.search import Comparison, Entity, OrderBy
+from modelyard.store.schema import LatestMetricRow, ParamRow, RunRow, RunTagRow
 
 _ATTRIBUTE_COLUMNS: dict[str, Any] = {
     "run_id": RunRow.id,

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.search import Comparison, OrderBy
 from modelyard.core.tracking import (
     Experiment,
     LifecycleStage,
@@ -19,7 +20,9 @@ from modelyard.core.tracking import (
     Run,
     RunStatus,
 )
-from modelyard.store._schema import (
+from modelyard.store._sql import SqlStore
+from modelyard.store._tracking_query import search_query
+from modelyard.store.schema import (
     ExperimentRow,
     ExperimentTagRow,
     LatestMetricRow,
@@ -30,9 +33,6 @@ from modelyard.store._schema import (
     RunRow,
     RunTagRow,
 )
-from modelyard.store._sql import SqlStore
-from modelyard.store._tracking_query import search_query
-from modelyard.tracking._search import Comparison, OrderBy
 
 
 def upsert(s: Session, table: type[Any]) -> Any:

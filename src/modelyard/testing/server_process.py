@@ -116,7 +116,7 @@ def reap_orphans(home: Path) -> None:
     """
     # Imported here: the store costs half a second to import, and most users of this
     # module only start and stop a server.
-    from modelyard.deploy._processes import pid_alive
+    from modelyard.deploy.processes import pid_alive
     from modelyard.store import open_store
 
     pids: list[int] = []

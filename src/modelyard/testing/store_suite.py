@@ -16,7 +16,7 @@ from modelyard.core.clock import FakeClock
 from modelyard.core.entities import Role
 from modelyard.core.errors import AlreadyExists, NotFound
 from modelyard.store import MetadataStore
-from modelyard.store._schema import ProjectRow
+from modelyard.store.schema import ProjectRow
 
 
 class MetadataStoreConformance:
@@ -34,7 +34,7 @@ class MetadataStoreConformance:
         from alembic.autogenerate import compare_metadata
         from alembic.runtime.migration import MigrationContext
 
-        from modelyard.store._schema import Base
+        from modelyard.store.schema import Base
 
         with metadata_store.sql.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})

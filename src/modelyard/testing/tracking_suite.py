@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from modelyard.core.errors import AlreadyExists, InvalidInput, NotFound
+from modelyard.core.search import parse_filter, parse_order_by
 from modelyard.core.tracking import LifecycleStage, LogBatch, Metric, RunStatus
 from modelyard.store import MetadataStore
-from modelyard.tracking._search import parse_filter, parse_order_by
 
 
 def _run(store: MetadataStore, experiment_id: int, run_id: str, start: int = 0) -> str:

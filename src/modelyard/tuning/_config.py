@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from modelyard.core.errors import InvalidInput
 from modelyard.executors import Executor
-from modelyard.tracking._validation import validate_key
+from modelyard.tracking.validation import validate_key
 from modelyard.tuning._samplers import (
     PrunerSpec,
     SamplerSpec,
@@ -126,7 +126,7 @@ def build_config(
     if rules.timeout_s is not None and rules.timeout_s <= 0:
         raise InvalidInput(f"timeout_s must be > 0, got {timeout_s!r}")
     if register_best is not None:
-        from modelyard.registry._service import validate_model_name
+        from modelyard.registry.service import validate_model_name
 
         if not isinstance(register_best, str):
             raise InvalidInput(f"register_best must be a model name, got {register_best!r}")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from modelyard.core.errors import InvalidInput, ModelyardError
-from modelyard.registry._cache import MANIFEST_FILE
+from modelyard.registry.cache import MANIFEST_FILE
 from modelyard.tuning._space import Scalar
 from modelyard.tuning._stopping import better
 
@@ -128,7 +128,7 @@ class Study:
         Raises:
             InvalidInput: no completed trial, or the best trial logged no model.
         """
-        from modelyard.registry._service import validate_model_name
+        from modelyard.registry.service import validate_model_name
         from modelyard.tracking import fluent
 
         validate_model_name(model_name)

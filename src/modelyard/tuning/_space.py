@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from modelyard.core.errors import InvalidInput
-from modelyard.tracking._validation import validate_key
+from modelyard.tracking.validation import validate_key
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

@@ -22,7 +22,7 @@ from modelyard.core.errors import InvalidInput, ModelyardError
 from modelyard.core.tracking import LogBatch, Metric, Run
 from modelyard.executors import current_node
 from modelyard.tracking import fluent
-from modelyard.tracking._validation import validate_key
+from modelyard.tracking.validation import validate_key
 from modelyard.tuning._pruning import PruneJudge, SnapshotTrial
 from modelyard.tuning._records import outcome_tags, run_status
 from modelyard.tuning._result import TrialPruned, TrialState

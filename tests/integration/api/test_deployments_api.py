@@ -73,7 +73,7 @@ def test_create_show_and_list(api: Api) -> None:
         ({"name": "Bad_Name"}, 400, "deployment name"),
         ({"min_replicas": 3, "max_replicas": 2}, 400, "min_replicas"),
         ({"max_replicas": 50}, 400, "MODELYARD_MAX_REPLICAS"),
-        ({"target_concurrency": 0}, 422, "target_concurrency"),
+        ({"target_concurrency": 0}, 400, "target_concurrency"),
         ({"policy": "magic"}, 400, "unknown policy"),
     ],
 )

@@ -1,4 +1,8 @@
-"""Bad input gets a 4xx naming what is wrong, in one body shape; never a 500."""
+"""Bad input gets a 4xx naming what is wrong, in one body shape; never a 500.
+
+Invalid input is exactly 400 on every native route, whether FastAPI's schema or a domain
+check refused it, and the OpenAPI document says so (never 422).
+"""
 
 from __future__ import annotations
 
@@ -39,7 +43,7 @@ def test_malformed_json_is_400(api: Api) -> None:
 def test_bad_fields_are_named(api: Api, body: object, fragment: str) -> None:
     response = api.client.post("/api/v1/projects", json=body, headers=api.as_admin())
     status, code, message = _error(response)
-    assert (status, code) == (422, "INVALID_INPUT")
+    assert (status, code) == (400, "INVALID_INPUT")
     assert fragment in message
 
 
@@ -47,7 +51,7 @@ def test_bad_fields_are_named(api: Api, body: object, fragment: str) -> None:
 def test_invalid_project_names_are_400(api: Api, name: str) -> None:
     response = api.client.post("/api/v1/projects", json={"name": name}, headers=api.as_admin())
     status, code, message = _error(response)
-    assert status in (400, 422)
+    assert status == 400
     assert code == "INVALID_INPUT"
     assert "name" in message
 
@@ -74,7 +78,7 @@ def test_bad_member_role_and_user(api: Api) -> None:
     status, _, message = _error(
         api.client.post(url, json={"user": "a", "role": "god"}, headers=admin)
     )
-    assert status == 422
+    assert status == 400
     assert "role" in message
     status, _, message = _error(
         api.client.post(url, json={"user": "bad name!", "role": "viewer"}, headers=admin)
@@ -132,6 +136,105 @@ def test_bad_token_requests_are_4xx(api: Api, body: dict[str, object]) -> None:
 
 def test_audit_query_bounds(api: Api) -> None:
     response = api.client.get("/api/v1/audit?limit=0", headers=api.as_admin())
-    assert _error(response)[0] == 422
+    assert _error(response)[0] == 400
     response = api.client.get("/api/v1/audit?since=yesterday", headers=api.as_admin())
     assert "since" in _error(response)[2]
+
+
+# --- invalid input is exactly 400, on representative native routes ---------------------
+
+P = "/api/v1/projects/default"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/v1/projects", b'{"name": '),
+        ("/api/v1/tokens", b"{name: 1}"),
+        (f"{P}/deployments/churn-api/alerts", b'{"rules": ["p99_ms > 50"]'),
+    ],
+)
+def test_a_malformed_json_body_is_400(api: Api, path: str, body: bytes) -> None:
+    headers = {**api.as_admin(), "content-type": "application/json"}
+    status, code, message = _error(api.client.post(path, content=body, headers=headers))
+    assert (status, code) == (400, "INVALID_INPUT")
+    assert "not valid JSON" in message
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "fragment"),
+    [
+        # a missing required field
+        ("POST", "/api/v1/projects", {}, "field 'name' is required"),
+        ("PUT", f"{P}/budget", {"alert_at": [50]}, "field 'monthly' is required"),
+        # a wrong-typed field
+        ("POST", "/api/v1/projects", {"name": 12}, "field 'name'"),
+        ("PUT", f"{P}/budget", {"monthly": "lots"}, "field 'monthly'"),
+        ("POST", "/api/v1/tokens", {"name": "x", "expires_in_s": "soon"}, "expires_in_s"),
+        # an unknown field
+        ("POST", "/api/v1/projects", {"name": "ok", "colour": "red"}, "unknown field 'colour'"),
+        ("PUT", f"{P}/quota", {"max_pods": 3}, "unknown field 'max_pods'"),
+    ],
+)
+def test_a_body_that_fails_the_schema_is_400(
+    api: Api, method: str, path: str, body: object, fragment: str
+) -> None:
+    response = api.client.request(method, path, json=body, headers=api.as_admin())
+    status, code, message = _error(response)
+    assert (status, code) == (400, "INVALID_INPUT")
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        ("/api/v1/audit?limit=0", "limit"),
+        ("/api/v1/audit?limit=many", "limit"),
+        ("/api/v1/audit?since=yesterday", "since"),
+        (f"{P}/budget/history?after_id=-1", "after_id"),
+        (f"{P}/deployments/churn-api/alerts/history?limit=x", "limit"),
+    ],
+)
+def test_a_bad_query_parameter_is_400(api: Api, path: str, fragment: str) -> None:
+    status, code, message = _error(api.client.get(path, headers=api.as_admin()))
+    assert (status, code) == (400, "INVALID_INPUT")
+    assert fragment in message
+
+
+@pytest.mark.parametrize(
+    ("path", "fragment"),
+    [
+        (f"{P}/models/churn/versions/latest", "version"),
+        (f"{P}/deployments/churn-api/alerts/one", "rule_id"),
+        (f"{P}/deployments/churn-api/silences/1.5", "silence_id"),
+    ],
+)
+def test_a_bad_path_parameter_is_400(api: Api, path: str, fragment: str) -> None:
+    status, code, message = _error(api.client.delete(path, headers=api.as_admin()))
+    assert (status, code) == (400, "INVALID_INPUT")
+    assert fragment in message
+
+
+def test_a_domain_refusal_is_the_same_400(api: Api) -> None:
+    response = api.client.post("/api/v1/projects", json={"name": "Upper"}, headers=api.as_admin())
+    assert _error(response)[:2] == (400, "INVALID_INPUT")
+
+
+def test_openapi_declares_400_and_never_422(api: Api) -> None:
+    schema = api.client.get("/openapi.json").json()
+    operations = [
+        (f"{method.upper()} {path}", operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    ]
+    assert len(operations) > 50
+    error_body = {"$ref": "#/components/schemas/ErrorBody"}
+    for name, operation in operations:
+        responses = operation["responses"]
+        assert "422" not in responses, name
+        assert responses["400"]["content"]["application/json"]["schema"] == error_body, name
+        assert responses["4XX"]["content"]["application/json"]["schema"] == error_body, name
+    schemas = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert "ValidationError" not in schemas
+    assert set(schemas["ErrorBody"]["required"]) == {"error_code", "message"}

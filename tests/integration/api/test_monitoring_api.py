@@ -26,11 +26,11 @@ import pytest
 
 from modelyard.core.clock import FakeClock
 from modelyard.core.entities import ArtifactEntry, Role
-from modelyard.deploy._signals import GatewaySnapshot
-from modelyard.models._signature import ColumnSchema, ColumnSpec, Signature
-from modelyard.monitor._loop import MonitorLoop
-from modelyard.monitor._notify import Dispatcher
-from modelyard.serving._predlog import PredictionLog, PredictionLogOptions, revision_spool
+from modelyard.deploy.signals import GatewaySnapshot
+from modelyard.models.signature import ColumnSchema, ColumnSpec, Signature
+from modelyard.monitor.loop import MonitorLoop
+from modelyard.notify import Dispatcher
+from modelyard.serving.predlog import PredictionLog, PredictionLogOptions, revision_spool
 from modelyard.testing.harness import Api
 
 BASE = "/api/v1/projects/default/deployments"
@@ -145,7 +145,7 @@ def test_drift_against_the_training_data_from_lineage(
     [
         ({"feature": "nope"}, 400, "unknown feature"),
         ({"stattest": "magic"}, 400, "magic"),
-        ({"window_s": 0}, 422, "window_s"),
+        ({"window_s": 0}, 400, "window_s"),
     ],
 )
 def test_bad_drift_requests(
@@ -213,8 +213,8 @@ def test_feedback_joins_labels_by_request_id(
         ({"rules": ["p99_ms > 50 for 2x"]}, 400, "2x"),
         ({"rules": ["p99_ms > 50"], "webhook": "ftp://x"}, 400, "http"),
         ({"rules": ["p99_ms > 50"], "action": "missing"}, 404, "missing"),
-        ({"rules": []}, 422, "rules"),
-        ({"rules": ["p99_ms > 50"], "hysteresis": 2}, 422, "hysteresis"),
+        ({"rules": []}, 400, "rules"),
+        ({"rules": ["p99_ms > 50"], "hysteresis": 2}, 400, "hysteresis"),
     ],
 )
 def test_bad_rules_are_refused_and_write_nothing(
@@ -265,7 +265,7 @@ def receiver() -> Iterator[_Receiver]:
 
 
 def _snapshot(now_s: float, completions: int, slow: int) -> GatewaySnapshot:
-    from modelyard.gateway._stats import LATENCY_BUCKETS_S, bucket_index
+    from modelyard.gateway.stats import LATENCY_BUCKETS_S, bucket_index
 
     buckets = [0] * (len(LATENCY_BUCKETS_S) + 1)
     buckets[bucket_index(0.004)] += completions - slow

@@ -22,7 +22,7 @@ from modelyard.deploy._launcher import (
     SpawnLauncher,
     ZygoteLauncher,
 )
-from modelyard.deploy._processes import pid_alive, probe_ready, stop_replica
+from modelyard.deploy.processes import pid_alive, probe_ready, stop_replica
 from modelyard.models import read_manifest
 from modelyard.serving._demo import free_port, write_demo_package
 

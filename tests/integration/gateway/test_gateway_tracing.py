@@ -15,8 +15,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from recording_upstream import RecordingUpstream
 
 from modelyard.gateway import Gateway, GatewayOptions, RouteTable
-from modelyard.monitor._tracing import configure_tracing, parse_traceparent
 from modelyard.net import listen_socket
+from modelyard.telemetry import configure_tracing, parse_traceparent
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,7 @@ from modelyard.core.tracking import RunStatus, run_artifact_namespace
 from modelyard.store import MetadataStore, open_store
 from modelyard.store._cost_repo import TRAFFIC_BUCKET_MS
 from modelyard.store._data_repo import dataset_version_namespace
-from modelyard.store._logged_model_repo import logged_model_namespace
+from modelyard.store.logged_model_repo import logged_model_namespace
 from modelyard.testing.postgres import PostgresServer
 
 _db_numbers = itertools.count()

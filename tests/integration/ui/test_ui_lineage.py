@@ -13,7 +13,7 @@ from markupsafe import escape
 
 from modelyard.auth import LOCAL_PRINCIPAL
 from modelyard.core.entities import Role
-from modelyard.data._add import add_dataset
+from modelyard.data.add import add_dataset
 from modelyard.testing.harness import Api
 
 SCRIPT = "<script>alert(1)</script>"

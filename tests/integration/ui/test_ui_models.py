@@ -7,7 +7,7 @@ import re
 
 from modelyard.auth import LOCAL_PRINCIPAL
 from modelyard.core.entities import ArtifactEntry, Role
-from modelyard.lineage._graph import Edge, EdgeType, NodeKey, NodeKind
+from modelyard.core.lineage import Edge, EdgeType, NodeKey, NodeKind
 from modelyard.testing.harness import Api
 
 SCRIPT = "<script>alert(1)</script>"

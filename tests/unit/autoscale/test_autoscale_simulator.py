@@ -16,8 +16,8 @@ from modelyard.autoscale import (
     load_timestamps,
     simulate,
 )
-from modelyard.autoscale._experiment import Experiment, run_policies, summaries
-from modelyard.autoscale._report import SUMMARY_KEYS, PolicySummary, Slo
+from modelyard.autoscale.experiment import Experiment, run_policies, summaries
+from modelyard.autoscale.report import SUMMARY_KEYS, PolicySummary, Slo
 
 TRACES = Path(__file__).parents[3] / ".." / "shared" / "traces"
 

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from modelyard.cli.main import app
-from modelyard.cost._estimate_report import OPTION_KEYS
+from modelyard.cost.estimate_report import OPTION_KEYS
 
 TRACES = Path(__file__).parents[3] / ".." / "shared" / "traces"
 

@@ -7,7 +7,7 @@ from modelyard.cli._context import parse_duration_s
 from modelyard.config import Settings
 from modelyard.core.errors import InvalidInput
 from modelyard.net import is_loopback
-from modelyard.server import ServeOptions, check_bind
+from modelyard.server import ServerOptions, check_bind
 from modelyard.server._run import client_uri
 
 
@@ -27,18 +27,18 @@ def test_bad_durations(text: str) -> None:
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "localhost"])
 def test_loopback_binds_need_nothing(host: str) -> None:
     assert is_loopback(host)
-    check_bind(ServeOptions(host=host), Settings())
+    check_bind(ServerOptions(host=host), Settings())
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "example.com"])
 def test_remote_binds_need_the_flag_and_auth(host: str) -> None:
     with pytest.raises(InvalidInput, match="--allow-remote"):
-        check_bind(ServeOptions(host=host), Settings())
-    check_bind(ServeOptions(host=host, allow_remote=True), Settings())
+        check_bind(ServerOptions(host=host), Settings())
+    check_bind(ServerOptions(host=host, allow_remote=True), Settings())
     with pytest.raises(InvalidInput, match="authentication disabled"):
-        check_bind(ServeOptions(host=host, allow_remote=True), Settings(auth_enabled=False))
+        check_bind(ServerOptions(host=host, allow_remote=True), Settings(auth_enabled=False))
 
 
 def test_client_uri_of_wildcard_bind_is_loopback() -> None:
-    assert client_uri(ServeOptions(host="0.0.0.0", port=7)) == "http://127.0.0.1:7"
-    assert client_uri(ServeOptions(host="::1", port=7)) == "http://[::1]:7"
+    assert client_uri(ServerOptions(host="0.0.0.0", port=7)) == "http://127.0.0.1:7"
+    assert client_uri(ServerOptions(host="::1", port=7)) == "http://[::1]:7"

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 
 from modelyard.core.errors import InvalidInput
-from modelyard.cost._budget import (
+from modelyard.cost.budget import (
     FORECAST_MIN_PERCENT,
     MIN_FORECAST_ELAPSED_S,
     BudgetState,

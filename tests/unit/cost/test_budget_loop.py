@@ -17,9 +17,9 @@ import pytest
 
 from modelyard.auth import LOCAL_PRINCIPAL
 from modelyard.core.clock import FakeClock
-from modelyard.cost._budget_loop import BudgetLoop
-from modelyard.cost._budget_service import BudgetService
-from modelyard.monitor._notify import Dispatcher, verify_signature
+from modelyard.cost.budget_loop import BudgetLoop
+from modelyard.cost.budget_service import BudgetService
+from modelyard.notify import Dispatcher, verify_signature
 from modelyard.store import MetadataStore, open_store
 
 DAY = 86400.0
@@ -319,15 +319,15 @@ def test_an_action_is_notified_with_its_own_secret(
 
 
 def _record(amount: float = 200.0) -> Any:
-    from modelyard.store._budget_repo import BudgetRecord
+    from modelyard.store.budget_repo import BudgetRecord
 
     return BudgetRecord(1, "fraud-team", amount, "USD", (50.0,), "", "", {}, {}, None, "u", 0, 0)
 
 
 def test_a_budget_notification_has_a_stable_id_and_survives_the_outbox() -> None:
     from modelyard.core.errors import InvalidInput
-    from modelyard.cost._budget import Crossing, month_of
-    from modelyard.cost._budget_loop import (
+    from modelyard.cost.budget import Crossing, month_of
+    from modelyard.cost.budget_loop import (
         budget_notification,
         notification_from_payload,
         notification_payload,
@@ -358,7 +358,7 @@ def test_a_budget_notification_has_a_stable_id_and_survives_the_outbox() -> None
 
 def test_events_other_than_alerts_are_checked() -> None:
     from modelyard.core.errors import InvalidInput
-    from modelyard.monitor._notify import Notification
+    from modelyard.notify import Notification
 
     common: dict[str, Any] = {
         "id": "n1", "deployment": "", "project": "p", "rule": "r", "state": "firing",

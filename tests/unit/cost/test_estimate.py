@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from modelyard.autoscale._experiment import Experiment, run_policies
-from modelyard.autoscale._report import Slo
-from modelyard.autoscale._traces import Trace
+from modelyard.autoscale.experiment import Experiment, run_policies
+from modelyard.autoscale.report import Slo
+from modelyard.autoscale.traces import Trace
 from modelyard.core.errors import InvalidInput
 from modelyard.cost import default_catalog
-from modelyard.cost._estimate import (
+from modelyard.cost.estimate import (
     Estimate,
     OptionSpec,
     Resources,
@@ -25,15 +25,15 @@ from modelyard.cost._estimate import (
     parse_options,
     recommend,
 )
-from modelyard.cost._estimate_report import (
+from modelyard.cost.estimate_report import (
     OPTION_KEYS,
     estimate_json,
     markdown_report,
     plot_estimate,
     table_rows,
 )
-from modelyard.cost._serverless import ServerlessConfig, ServerlessRates, serverless_cost
-from modelyard.cost._serverless import simulate_serverless as run_serverless
+from modelyard.cost.serverless import ServerlessConfig, ServerlessRates, serverless_cost
+from modelyard.cost.serverless import simulate_serverless as run_serverless
 
 # ---- options ---------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.autoscale._traces import load_counts, load_timestamps, load_trace
+from modelyard.autoscale.traces import load_counts, load_timestamps, load_trace
 from modelyard.core.errors import InvalidInput
 
 TRACES = Path(__file__).parents[3] / ".." / "shared" / "traces"

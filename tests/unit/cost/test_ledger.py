@@ -22,7 +22,7 @@ from modelyard.core.cost_facts import (
 from modelyard.core.errors import InvalidInput
 from modelyard.cost import parse_catalog
 from modelyard.cost._ledger import build_ledger
-from modelyard.cost._service import parse_instant, resolve_period
+from modelyard.cost.service import parse_instant, resolve_period
 
 T0 = 1_700_000_000_000  # ms
 H = 3_600_000

@@ -11,7 +11,7 @@ from hypothesis import given
 
 from modelyard.core.errors import InvalidInput
 from modelyard.cost import catalog_path, default_catalog, load_catalog, parse_catalog
-from modelyard.cost._prices import HOUR_S, MONTH_S, NUMBER_KEYS, PRICE_KEYS, plain_number
+from modelyard.cost.prices import HOUR_S, MONTH_S, NUMBER_KEYS, PRICE_KEYS, plain_number
 
 EUR_CATALOG = """\
 currency = "EUR"

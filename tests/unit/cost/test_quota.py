@@ -9,7 +9,7 @@ from hypothesis import given, settings
 
 from modelyard.core.deployments import RuntimeSettings
 from modelyard.core.errors import InvalidInput, QuotaExceeded
-from modelyard.cost._quota import (
+from modelyard.cost.quota import (
     Quota,
     ReplicaSize,
     Usage,

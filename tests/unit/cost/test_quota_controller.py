@@ -14,8 +14,9 @@ import pytest
 from modelyard.core.clock import FakeClock
 from modelyard.core.deployments import Revision, RevisionDraft, RuntimeSettings, ScalingConfig
 from modelyard.core.entities import ArtifactEntry
-from modelyard.deploy import _controller
-from modelyard.deploy._controller import DeploymentController
+from modelyard.deploy import _local_backend
+from modelyard.deploy._local_backend import LocalProcessBackend
+from modelyard.deploy._reconcile import DeploymentController
 from modelyard.deploy._replicas import Package
 from modelyard.store import MetadataStore, open_store
 
@@ -43,8 +44,8 @@ class FakeFactory:
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MetadataStore]:
-    monkeypatch.setattr(_controller, "pid_alive", lambda pid: True)
-    monkeypatch.setattr(_controller, "probe_ready", lambda *a, **k: False)
+    monkeypatch.setattr(_local_backend, "pid_alive", lambda pid: True)
+    monkeypatch.setattr(_local_backend, "probe_ready", lambda *a, **k: False)
     s = open_store(f"sqlite:///{tmp_path / 'm.db'}", FakeClock())
     s.migrate()
     s.auth.create_project("default")
@@ -81,7 +82,8 @@ def test_scale_ups_stop_at_the_quota_say_so_once_and_nothing_is_stopped(
     dep = deploy(store, "d", min_replicas=3, max_replicas=4)
     quota(store, max_replicas=2)
     factory = FakeFactory()
-    ctl = DeploymentController(store, factory, None, clock=FakeClock(), max_total_replicas=10)  # type: ignore[arg-type]
+    backend = LocalProcessBackend(factory)  # type: ignore[arg-type]
+    ctl = DeploymentController(store, backend, None, clock=FakeClock(), max_total_replicas=10)
     ctl.run_once()
     assert active(store, dep) == 2
     (event,) = quota_events(store, dep)
@@ -108,7 +110,8 @@ def test_the_quota_spans_the_projects_deployments_and_their_cpu(store: MetadataS
     small = deploy(store, "small", cpu=0.5, min_replicas=3, max_replicas=4)
     quota(store, max_cpu=5.0)
     factory = FakeFactory()
-    ctl = DeploymentController(store, factory, None, clock=FakeClock(), max_total_replicas=10)  # type: ignore[arg-type]
+    backend = LocalProcessBackend(factory)  # type: ignore[arg-type]
+    ctl = DeploymentController(store, backend, None, clock=FakeClock(), max_total_replicas=10)
     ctl.run_once()
     # big takes 4 vCPU first; small gets the 1 vCPU left: two of its three.
     assert (active(store, big), active(store, small)) == (2, 2)

@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 
 from modelyard.core.cost_facts import UsageSample
 from modelyard.cost import default_catalog
-from modelyard.cost._prices import MONTH_S
 from modelyard.cost._rightsize import (
     CPU_FLOOR,
     CPU_HEADROOM,
@@ -24,6 +23,7 @@ from modelyard.cost._rightsize import (
     round_up,
     suggest,
 )
+from modelyard.cost.prices import MONTH_S
 
 CATALOG = default_catalog()
 

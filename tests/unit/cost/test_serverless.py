@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from modelyard.autoscale._report import Slo
+from modelyard.autoscale.report import Slo
 from modelyard.core.errors import InvalidInput
 from modelyard.cost import default_catalog
-from modelyard.cost._serverless import (
+from modelyard.cost.serverless import (
     SERVED,
     THROTTLED,
     TIMED_OUT,

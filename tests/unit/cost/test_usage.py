@@ -9,8 +9,8 @@ import pytest
 
 from modelyard.core.cost_facts import TrafficSample, UsageSample
 from modelyard.core.deployments import Replica
-from modelyard.cost._usage import UsageSampler, parse_rss_kb, parse_stat, traffic_sample
-from modelyard.deploy._signals import GatewaySnapshot
+from modelyard.cost.usage import UsageSampler, parse_rss_kb, parse_stat, traffic_sample
+from modelyard.deploy.signals import GatewaySnapshot
 from modelyard.monitor._live import live_values
 
 # A real line of /proc/<pid>/stat whose command name holds a space and a parenthesis.

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from modelyard.artifacts import FileBlobStore
+from modelyard.artifacts import BatchEntry, FileBlobStore, encode_header, store_batch
+from modelyard.artifacts._batch import BodyReader
 from modelyard.client._data_rest import UPLOAD_CHUNK, _coalesced, _exact_chunks
 from modelyard.core.errors import InvalidInput
-from modelyard.data._batch import BatchEntry, BodyReader, encode_header, store_batch
 
 BLOBS = [b"alpha", b"", b"beta" * 3000, b"gamma" * 7]
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelyard.core.entities import ArtifactEntry
-from modelyard.data._diff import diff_versions, top_k_distance
+from modelyard.data.diff import diff_versions, top_k_distance
 
 
 def _e(path: str, char: str, size: int = 1) -> ArtifactEntry:

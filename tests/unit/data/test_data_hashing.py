@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from modelyard.core.errors import InvalidInput
-from modelyard.data._hashing import RACY_WINDOW_NS, HashCache, hash_files
 from modelyard.data._scan import scan
+from modelyard.data.hashing import RACY_WINDOW_NS, HashCache, hash_files
 
 OLD_NS = 1_600_000_000 * 10**9  # far older than the racy window
 

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from modelyard.data import _profile_columns
-from modelyard.data._profile import FORMAT_VERSION, profile_files, profile_table
 from modelyard.data._scan import scan
+from modelyard.data.profile import FORMAT_VERSION, profile_files, profile_table
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from modelyard.core.datasets import DatasetRef, parse_ref, validate_dataset_name
 from modelyard.core.errors import InvalidInput
-from modelyard.data._refs import DatasetRef, parse_ref, validate_dataset_name
 
 NAMES = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,40}", fullmatch=True)
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from modelyard.core.errors import InvalidInput
 from modelyard.lineage import Direction, Edge, EdgeType, NodeKey, NodeKind, traverse
-from modelyard.lineage._traverse import Neighbours
+from modelyard.lineage.traversal import Neighbours
 
 D = [NodeKey(NodeKind.DATASET_VERSION, str(i)) for i in range(6)]
 R = [NodeKey(NodeKind.RUN, f"r{i}") for i in range(6)]

@@ -20,12 +20,12 @@ from modelyard.deploy._launcher import (
     parse_worker_spec,
     worker_spec,
 )
-from modelyard.deploy._processes import parse_proc_stat, pid_alive
 from modelyard.deploy._zygote import Zygote
+from modelyard.deploy.processes import parse_proc_stat, pid_alive
 from modelyard.models import MANIFEST_NAME
 from modelyard.serving import _worker
-from modelyard.serving._options import RuntimeOptions, ServeOptions
-from modelyard.serving._server import ResolvedModel
+from modelyard.serving.options import RuntimeOptions, ServeOptions
+from modelyard.serving.server import ResolvedModel
 
 
 def make_spec(tmp_path: Path) -> ReplicaSpec:

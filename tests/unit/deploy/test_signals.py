@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from modelyard.deploy._signals import GatewaySnapshot, RevisionCounters, observation, window_stats
-from modelyard.gateway._stats import LATENCY_BUCKETS_S
+from modelyard.deploy.signals import GatewaySnapshot, RevisionCounters, observation, window_stats
+from modelyard.gateway.stats import LATENCY_BUCKETS_S
 
 
 def counters(now_s: float, arrivals: int, area: float, **kw: object) -> RevisionCounters:

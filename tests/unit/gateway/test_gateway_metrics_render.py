@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from modelyard.gateway import LATENCY_BUCKETS_S
 from modelyard.gateway._metrics import _EXPOSED, GatewayMetrics
 from modelyard.gateway._routing import Routing
-from modelyard.gateway._stats import RevisionStats
 from modelyard.gateway._table import RouteTable
+from modelyard.gateway.stats import RevisionStats
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelyard.gateway import LATENCY_BUCKETS_S, diff_buckets, quantile_from_buckets
-from modelyard.gateway._stats import RevisionStats, bucket_index
+from modelyard.gateway.stats import RevisionStats, bucket_index
 
 N = len(LATENCY_BUCKETS_S) + 1
 

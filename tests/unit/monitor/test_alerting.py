@@ -20,7 +20,7 @@ from modelyard.monitor._alerting import (
     silenced,
     step,
 )
-from modelyard.monitor._rules import OPS, AlertRule, Op, parse_rule
+from modelyard.monitor.rules import OPS, AlertRule, Op, parse_rule
 
 P99 = parse_rule("p99_ms > 50 for 2m")
 

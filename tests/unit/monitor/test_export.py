@@ -28,7 +28,7 @@ from modelyard.monitor._export import (
     render_grafana_dashboard,
     render_prometheus_rules,
 )
-from modelyard.monitor._rules import METRICS, OPS, AlertRule, parse_rule
+from modelyard.monitor.rules import METRICS, OPS, AlertRule, parse_rule
 
 ALERT_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.core.errors import InvalidInput
-from modelyard.deploy._signals import GatewaySnapshot
-from modelyard.gateway._stats import LATENCY_BUCKETS_S, bucket_index
+from modelyard.deploy.signals import GatewaySnapshot
+from modelyard.gateway.stats import LATENCY_BUCKETS_S, bucket_index
 from modelyard.monitor._live import live_values
 from modelyard.monitor._quality import quality, quality_buckets, read_labels, roc_auc
 

@@ -13,7 +13,7 @@ from modelyard.artifacts import create_blob_store
 from modelyard.core.clock import FakeClock
 from modelyard.core.monitoring import MonitorConfig
 from modelyard.monitor._logstore import BATCHES, LogStore
-from modelyard.serving._predlog import PredictionLog, PredictionLogOptions, revision_spool
+from modelyard.serving.predlog import PredictionLog, PredictionLogOptions, revision_spool
 from modelyard.store import MetadataStore, open_store
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 
 from modelyard.core.errors import InvalidInput
-from modelyard.monitor._rules import (
+from modelyard.monitor.rules import (
     MAX_FOR_S,
     METRICS,
     OPS,

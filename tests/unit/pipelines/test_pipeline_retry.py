@@ -8,7 +8,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given
 
-from modelyard.data._refs import DatasetRef
+from modelyard.core.datasets import DatasetRef
 from modelyard.pipelines._retry import (
     MAX_BACKOFF_S,
     backoff_delay_s,

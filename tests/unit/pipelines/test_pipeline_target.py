@@ -12,7 +12,7 @@ import pytest
 from modelyard.cli._pipeline_cmds import parse_params
 from modelyard.core.errors import InvalidInput
 from modelyard.pipelines import Pipeline
-from modelyard.pipelines._target import load_target, split_target
+from modelyard.pipelines.target import load_target, split_target
 
 FLOW = """
 import modelyard as my

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.core.errors import InvalidInput
-from modelyard.pipelines._schedules import (
+from modelyard.pipelines.schedules import (
     MISSED_COUNT_LIMIT,
     ScheduleTiming,
     check_cron,

@@ -24,7 +24,7 @@ from modelyard.quickstart import (
 from modelyard.quickstart._server import ServerHandle
 from modelyard.quickstart._steps import _Walk
 from modelyard.quickstart._traffic import LoadStats, request_bodies, traffic_plan
-from modelyard.quickstart._view import event_line
+from modelyard.quickstart.view import event_line
 
 
 def test_the_plan_ramps_bursts_pauses_and_scales_its_durations() -> None:

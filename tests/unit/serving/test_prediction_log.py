@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modelyard.core.clock import FakeClock
-from modelyard.serving._predlog import (
+from modelyard.serving.predlog import (
     COUNTERS_SUFFIX,
     PredictionLog,
     PredictionLogOptions,

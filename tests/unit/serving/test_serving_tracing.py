@@ -10,12 +10,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from modelyard.models import load_model
-from modelyard.monitor._tracing import configure_tracing, format_traceparent
 from modelyard.serving._app import ServingApp
 from modelyard.serving._demo import write_demo_package
 from modelyard.serving._metrics import ServingMetrics
-from modelyard.serving._options import RuntimeOptions
 from modelyard.serving._runtime import ModelRuntime
+from modelyard.serving.options import RuntimeOptions
+from modelyard.telemetry import configure_tracing, format_traceparent
 
 COLUMNS = [f"f{i}" for i in range(20)]
 

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from modelyard.core.errors import InvalidInput
-from modelyard.tracking._search import (
+from modelyard.core.search import (
     Comparison,
     Entity,
     OrderBy,

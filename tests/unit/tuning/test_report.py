@@ -16,7 +16,7 @@ from matplotlib.image import imread
 from modelyard.cli._tune_plot import parallel_coordinates, write_parallel_coordinates
 from modelyard.core.errors import InvalidInput
 from modelyard.core.tracking import LifecycleStage, Metric, Run, RunStatus
-from modelyard.tuning._report import (
+from modelyard.tuning.study_report import (
     ParamSpec,
     ParamValue,
     StudyView,

@@ -8,7 +8,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelyard.ui._lineage_layout import Layout, layout
+from modelyard.ui.lineage_layout import Layout, layout
 
 Graph = tuple[list[tuple[str, int]], list[tuple[str, str]]]
 

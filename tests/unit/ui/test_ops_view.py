@@ -10,7 +10,7 @@ import pytest
 
 from modelyard.core.errors import InvalidInput
 from modelyard.core.monitoring import AlertRuleRecord, DriftRecord
-from modelyard.ui._ops_view import (
+from modelyard.ui.ops_view import (
     budget_state,
     cost_period,
     drift_charts,

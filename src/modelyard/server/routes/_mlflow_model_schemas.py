@@ -21,7 +21,7 @@ from modelyard.server.routes._mlflow_schemas import (
     MlflowInput,
     experiment_artifact_location,
 )
-from modelyard.store._logged_model_repo import LoggedModel
+from modelyard.store.logged_model_repo import LoggedModel
 
 _LOGGED_MODEL_STATUS_BY_NUMBER = {
     0: "LOGGED_MODEL_STATUS_UNSPECIFIED",

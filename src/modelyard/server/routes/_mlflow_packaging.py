@@ -31,10 +31,10 @@ from modelyard.core.models import ModelVersion
 from modelyard.core.tracking import run_artifact_namespace
 from modelyard.server._context import AppContext
 from modelyard.server._resources import parse_mlflow_artifact_path
-from modelyard.store._logged_model_repo import logged_model_namespace
+from modelyard.store.logged_model_repo import logged_model_namespace
 
 if TYPE_CHECKING:
-    from modelyard.models._signature import JSONValue
+    from modelyard.models.signature import JSONValue
 
 MANIFEST_FILE = "modelyard.yaml"
 _LOGGED_MODEL_URI = re.compile(r"^models:/(?P<id>m-[0-9a-f]{32})/?$")
@@ -135,7 +135,7 @@ def register_mlflow_model(
         source.run_id,
     )
     stored = ctx.blobs.put_bytes(manifest)
-    from modelyard.models._mlflow import MODEL_DIR
+    from modelyard.models.mlflow import MODEL_DIR
 
     files = [ArtifactEntry(MANIFEST_FILE, stored.digest, stored.size)] + [
         ArtifactEntry(f"{MODEL_DIR}/{rel}", e.digest, e.size)
@@ -184,11 +184,11 @@ def build_manifest(
     Returns:
         The manifest's bytes.
     """
-    from modelyard.models._manifest import ModelManifest, PackageFile, encode_manifest
-    from modelyard.models._mlflow import MODEL_DIR, _loader, mlflow_signature
+    from modelyard.models.manifest import ModelManifest, PackageFile, encode_manifest
+    from modelyard.models.mlflow import MODEL_DIR, mlflow_signature, pyfunc_loader
 
     flavors: dict[str, Any] = mlmodel["flavors"]
-    config: dict[str, JSONValue] = _loader(flavors)
+    config: dict[str, JSONValue] = pyfunc_loader(flavors)
     config["model_dir"] = MODEL_DIR
     config["mlflow_flavors"] = [str(k) for k in sorted(flavors)]
     config["mlflow_version"] = str(mlmodel.get("mlflow_version", "unknown"))

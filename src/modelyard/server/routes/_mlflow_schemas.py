@@ -16,7 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from modelyard.core.errors import InvalidInput
 from modelyard.core.tracking import Experiment, Metric, Run, RunStatus
-from modelyard.tracking._validation import parse_metric_value
+from modelyard.tracking.validation import parse_metric_value
 
 JsonObject = dict[str, object]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1

@@ -14,12 +14,16 @@ from fastapi import Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from modelyard.artifacts import validate_digest, validate_logical_path
+from modelyard.artifacts import (
+    MAX_BATCH_BYTES,
+    store_batch,
+    validate_digest,
+    validate_logical_path,
+)
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, RUN_EDITOR, Principal
+from modelyard.core.datasets import parse_version, validate_dataset_name
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import IntegrityError, InvalidInput
-from modelyard.data._batch import MAX_BATCH_BYTES, store_batch
-from modelyard.data._refs import parse_version, validate_dataset_name
 from modelyard.server._context import app_context
 from modelyard.server._data_schemas import (
     BlobBatchOut,
@@ -93,7 +97,7 @@ async def post_blob(project: str, request: Request) -> BlobOut:
     "POST", "/blobs/batch", permission=PROJECT_EDITOR, action="blob.put_batch", status_code=201
 )  # fmt: skip
 async def put_blob_batch(project: str, request: Request) -> BlobBatchOut:
-    """Store many small blobs from one body (see :mod:`modelyard.data._batch`)."""
+    """Store many small blobs from one body (see :mod:`modelyard.artifacts._batch`)."""
     ctx = app_context(request)
     declared = request.headers.get("content-length")
     length = int(declared) if declared is not None and declared.isdigit() else None

@@ -6,7 +6,7 @@ from fastapi import Depends, Query, Request
 
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, Principal
 from modelyard.core.deployments import ScalingConfig
-from modelyard.deploy._service import RolloutRequest
+from modelyard.deploy.service import RolloutRequest
 from modelyard.server._context import app_context
 from modelyard.server._deploy_schemas import (
     DeploymentCreate,

@@ -13,8 +13,8 @@ from fastapi import Depends, Query, Request
 
 from modelyard.auth import AUTHENTICATED, PROJECT_VIEWER, Principal
 from modelyard.core.entities import DEFAULT_PROJECT
-from modelyard.lineage._graph import Direction
-from modelyard.lineage._traverse import MAX_DEPTH
+from modelyard.core.lineage import Direction
+from modelyard.lineage.traversal import MAX_DEPTH
 from modelyard.server._context import app_context
 from modelyard.server._routing import ApiRouter, current_principal
 

@@ -28,7 +28,7 @@ from modelyard.server._routing import ApiRouter, current_principal, set_audit_ta
 from modelyard.server.routes._mlflow_http import answer
 from modelyard.server.routes._mlflow_schemas import JsonObject
 from modelyard.server.routes.artifacts import download_from_namespace, upload_to_namespace
-from modelyard.store._logged_model_repo import logged_model_namespace
+from modelyard.store.logged_model_repo import logged_model_namespace
 
 MLFLOW_MODEL_DIR = "mlflow_model"  # where an mlflow-flavor package keeps the model directory
 

@@ -17,7 +17,7 @@ from pydantic import Field
 from modelyard.auth import AUTHENTICATED
 from modelyard.core.entities import Role
 from modelyard.core.errors import InvalidInput, NotFound
-from modelyard.registry._service import validate_model_name
+from modelyard.registry.service import validate_model_name
 from modelyard.server._context import AppContext, app_context
 from modelyard.server._resources import REGISTRY_ARTIFACT_ROOT
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target

@@ -12,8 +12,8 @@ from fastapi import Depends, Query, Request
 
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, Principal
 from modelyard.core.errors import InvalidInput
-from modelyard.pipelines._schedule_fire import resolve_target
-from modelyard.pipelines._schedules import (
+from modelyard.pipelines.schedule_fire import resolve_target
+from modelyard.pipelines.schedules import (
     ScheduleTiming,
     check_cron,
     check_executor,

@@ -49,7 +49,7 @@ def metrics(request: Request) -> Response:
         from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
 
-        from modelyard.monitor._metrics import MonitorCollector
+        from modelyard.monitor.metrics import MonitorCollector
 
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(ctx.metrics_dir))  # type: ignore[no-untyped-call]

@@ -33,7 +33,7 @@ from modelyard.server._tracking_schemas import (
     RunUpdate,
 )
 from modelyard.server.routes.artifacts import download_from_namespace, upload_to_namespace
-from modelyard.tracking._validation import parse_metric_value
+from modelyard.tracking.validation import parse_metric_value
 
 api = ApiRouter("/api/v1", tags=["tracking"])
 

@@ -2,7 +2,7 @@
 profile histograms, lineage) and the diff of two versions.
 
 The profile is whatever document the client committed (its outer shape is checked, not
-every field), so :mod:`modelyard.ui._data_views` turns it into fixed-shape rows before a
+every field), so :mod:`modelyard.ui.data_views` turns it into fixed-shape rows before a
 template sees it: a strange profile shows less, never a 500.
 """
 
@@ -14,15 +14,15 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 
 from modelyard.auth import PROJECT_VIEWER, Principal
+from modelyard.core.datasets import parse_version, validate_dataset_name
 from modelyard.core.errors import InvalidInput
-from modelyard.data._diff import diff_versions
-from modelyard.data._refs import parse_version, validate_dataset_name
+from modelyard.data.diff import diff_versions
 from modelyard.lineage import Direction
 from modelyard.server._context import app_context
 from modelyard.server._routing import current_principal
 from modelyard.server.routes._ui import ui_router, want_int
 from modelyard.ui import render
-from modelyard.ui._data_views import diff_view, lineage_links, profile_view
+from modelyard.ui.data_views import diff_view, lineage_links, profile_view
 
 api = ui_router()
 

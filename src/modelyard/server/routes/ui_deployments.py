@@ -23,7 +23,7 @@ from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, Principal
 from modelyard.core.deployments import Deployment, DeploymentEvent, Replica
 from modelyard.core.errors import Conflict, InvalidInput
 from modelyard.core.monitoring import MonitorSample
-from modelyard.deploy._service import DeploymentView
+from modelyard.deploy.service import DeploymentView
 from modelyard.server._context import app_context
 from modelyard.server._routing import current_principal, set_audit_target
 from modelyard.server.routes._ui import see_other, ui_router

@@ -18,13 +18,13 @@ from fastapi.responses import Response
 from modelyard.auth import PROJECT_VIEWER, Principal
 from modelyard.core.errors import InvalidInput, NotFound
 from modelyard.lineage import Direction, Edge, LineageGraph, NodeKey, NodeKind
-from modelyard.lineage._service import parse_kind
+from modelyard.lineage.service import parse_kind
 from modelyard.server._context import AppContext, app_context
 from modelyard.server._routing import current_principal
 from modelyard.server.routes._ui import ui_router, want_int
 from modelyard.ui import render
-from modelyard.ui._lineage_layout import layout
-from modelyard.ui._lineage_nodes import RANKS, URL_KINDS, node_view
+from modelyard.ui.lineage_layout import layout
+from modelyard.ui.lineage_nodes import RANKS, URL_KINDS, node_view
 
 api = ui_router()
 

@@ -14,9 +14,9 @@ from fastapi.responses import Response
 
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, Principal
 from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.lineage import Direction, EdgeType, LineageGraph, Node, NodeKind
 from modelyard.core.models import ModelVersion
-from modelyard.lineage._graph import Direction, EdgeType, LineageGraph, Node, NodeKind
-from modelyard.models._signature import ColumnSchema, Signature, TensorSchema
+from modelyard.models.signature import ColumnSchema, Signature, TensorSchema
 from modelyard.server._context import app_context
 from modelyard.server._routing import current_principal, set_audit_target
 from modelyard.server.routes._ui import form_fields, see_other, ui_router, want_int

@@ -23,7 +23,7 @@ from modelyard.server._context import app_context
 from modelyard.server._routing import current_principal, set_audit_target
 from modelyard.server.routes._ui import form_fields, see_other, ui_router, want_int
 from modelyard.ui import UI_PREFIX, render
-from modelyard.ui._ops_view import (
+from modelyard.ui.ops_view import (
     budget_state,
     cost_period,
     drift_charts,

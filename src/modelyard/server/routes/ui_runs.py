@@ -13,13 +13,13 @@ from fastapi.responses import Response
 
 from modelyard.auth import PROJECT_VIEWER, Principal
 from modelyard.core.errors import InvalidInput, NotFound, PermissionDenied
+from modelyard.core.lineage import Direction
 from modelyard.core.tracking import Experiment, Run, run_artifact_namespace
-from modelyard.lineage._graph import Direction
 from modelyard.server._context import AppContext, app_context
 from modelyard.server._routing import current_principal
 from modelyard.server.routes._ui import ui_router, want_int
 from modelyard.ui import render
-from modelyard.ui._runs_view import (
+from modelyard.ui.runs_view import (
     DEFAULT_ORDER,
     chart_spec,
     compare_sections,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from modelyard.store._schema import Base
+from modelyard.store.schema import Base
 
 config = context.config
 

@@ -82,7 +82,9 @@ def cmd_test(pytest_args: list[str]) -> None:
     sync(all_extras=True, dev=True)
     debian_packages()
     bin_ = str(VENV_BIN)
-    sources = [p for p in ("src", "tests", "benchmarks", "dev.py") if (ROOT / p).exists()]
+    sources = [
+        p for p in ("src", "tests", "benchmarks", "examples", "dev.py") if (ROOT / p).exists()
+    ]
     run(f"{bin_}/ruff", "check", *sources)
     run(f"{bin_}/ruff", "format", "--check", *sources)
     run(f"{bin_}/mypy", "--strict", "src")

@@ -143,6 +143,13 @@ def check_walk(client: ModelyardClient, result: dict[str, Any], n: int, after_ev
     last = client.get_run(tuning["pipeline_runs"][-1])
     assert last.tags["modelyard.pipeline.state"] == "SUCCEEDED"
 
+    # Step 11: the deployment rendered for Kubernetes into MODELYARD_HOME, nothing applied.
+    manifests = result["manifests"]
+    assert {"Deployment", "Service", "ScaledObject", "PodDisruptionBudget", "NetworkPolicy",
+            "ServiceMonitor"} <= set(manifests["kinds"])  # fmt: skip
+    written = sorted(p.name for p in Path(manifests["folder"]).glob("*.yaml"))
+    assert written == sorted(manifests["files"])
+
     graph = client.lineage(P, "deployment", "quickstart-api", direction="up")
     labels = {(node["kind"], node["label"]) for node in graph["nodes"]}
     assert ("dataset_version", f"quickstart-data@v{n}") in labels
@@ -185,7 +192,7 @@ def test_a_rejected_token_fails_step_1_with_a_clear_message(
     env = quickstart_env(tmp_path / "other-home", server.uri, MODELYARD_TOKEN="myt_x_bogus")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/10 (server) failed: the server at" in proc.stderr
+    assert "step 1/11 (server) failed: the server at" in proc.stderr
     assert "rejected the credentials" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
 
@@ -195,7 +202,7 @@ def test_a_failing_step_stops_the_server_it_started(tmp_path: Path) -> None:
     env = quickstart_env(tmp_path / "home", uri, MODELYARD_PROJECT="no-such-project")
     proc = run_quickstart(env)
     assert proc.returncode == 1
-    assert "step 1/10 (server) failed: project 'no-such-project' does not exist" in proc.stderr
+    assert "step 1/11 (server) failed: project 'no-such-project' does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr + proc.stdout
     assert (tmp_path / "home" / "logs" / "quickstart-server.log").exists()  # it did start one
     with pytest.raises(httpx.TransportError):

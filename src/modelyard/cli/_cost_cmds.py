@@ -1,5 +1,6 @@
 """``modelyard cost report|rightsize|tag|tags``: what deployments, runs and stored data
-cost (``prices`` and ``estimate`` are added by :mod:`._cost_estimate_cmds`)."""
+cost, and ``rightsize --apply`` (vertical scaling). ``prices`` and ``estimate`` are added
+by :mod:`._cost_estimate_cmds`."""
 
 from __future__ import annotations
 
@@ -219,8 +220,9 @@ def _print_hints(name: str, hints: Sequence[dict[str, Any]], currency: str) -> N
             console.print(f"  revision {h['revision']}: {h['reason']}")
         elif h["verdict"] != "right-sized":
             console.print(
-                f"  revision {h['revision']}: {h['reason']}; apply with `modelyard deploy update "
-                f"{name} --cpu {h['suggested_cpu']:g} --memory-mb {h['suggested_memory_mb']}`"
+                f"  revision {h['revision']}: {h['reason']}; apply with `modelyard cost "
+                f"rightsize {name} --apply` (or `modelyard deploy update {name} --cpu "
+                f"{h['suggested_cpu']:g} --memory-mb {h['suggested_memory_mb']}`)"
             )
 
 
@@ -241,13 +243,36 @@ def rightsize(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The deployment.")],
     window: Annotated[str, typer.Option(help="How far back to look at usage (7d, 24h).")] = "7d",
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply",
+            help="Roll out the stable revision's suggested CPU/memory as a new revision.",
+        ),
+    ] = False,
+    revision: Annotated[
+        int | None,
+        typer.Option(
+            help="With --apply: the revision whose hint you read (must be the stable one).",
+            min=1,
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Observed CPU and memory vs requested: a suggested size and the money it saves.
 
-    Per serving revision: p95 CPU + 30 % and peak memory + 20 %, per month.
+    Per serving revision: p95 CPU + 30 % and peak memory + 20 %, per month. With
+    ``--apply`` (editors): the stable revision's suggestion becomes a new revision of
+    the same model version, rolled out one replica at a time (GPU and other runtime
+    settings kept); refused when the verdict is "no data" or "right-sized" or a rollout
+    is in progress.
     """
+    if revision is not None and not apply:
+        fail("--revision only goes with --apply", 2)
+    if apply:
+        _apply(ctx, name, window, revision, project, as_json)
+        return
     with user_errors(), client_of(ctx) as client:
         result = client.cost_rightsize(project_of(ctx, project), name, window=window)
     if as_json:
@@ -256,6 +281,43 @@ def rightsize(
     _print_hints(name, result["hints"], result["currency"])
     if not result["hints"]:
         console.print(f"{name}: no serving revision")
+
+
+def _apply(
+    ctx: typer.Context,
+    name: str,
+    window: str,
+    revision: int | None,
+    project: str | None,
+    as_json: bool,
+) -> None:
+    with user_errors(), client_of(ctx) as client:
+        done = client.apply_rightsize(
+            project_of(ctx, project), name, window=window, revision=revision
+        )
+    if as_json:
+        print_json(done)
+        return
+    before, after = done["before"], done["after"]
+    console.print(
+        f"{name}: revision {done['new_revision']} rolls out ({done['strategy']}) with the "
+        f"suggested size of revision {done['revision']} ({done['verdict']})"
+    )
+    rows = [
+        ("cpu", f"{before['cpu']:g} vCPU", f"{after['cpu']:g} vCPU"),
+        ("memory", f"{before['memory_mb']} MB", f"{after['memory_mb']} MB"),
+        ("gpu", f"{before['gpu']:g}", f"{after['gpu']:g} (unchanged)"),
+    ]
+    print_table(
+        rows,
+        [("resource", lambda r: r[0]), ("before", lambda r: r[1]), ("after", lambda r: r[2])],
+        as_json=False,
+    )
+    console.print(
+        f"  saves {money(done['saving_per_month'])} {done['currency']}/month at "
+        f"{done['replicas_avg']:.2g} replicas on average; {done['reason']}"
+    )
+    console.print(f"  follow it: modelyard deploy events {name} --kind rollout")
 
 
 # ---- tags -------------------------------------------------------------------------------

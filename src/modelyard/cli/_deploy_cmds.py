@@ -1,8 +1,9 @@
-"""``modelyard deploy create|ls|show|events|update|traffic|shadow|rollback|delete``."""
+"""``modelyard deploy create|ls|show|events|update|render|traffic|shadow|rollback|delete``."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -27,8 +28,13 @@ deploy_app = typer.Typer(
 )
 
 NameArg = Annotated[str, typer.Argument(help="The deployment's name (its gateway path).")]
-MinOpt = Annotated[int | None, typer.Option(min=0, help="Fewest replicas (0: scale to zero).")]
-MaxOpt = Annotated[int | None, typer.Option(min=1, help="Most replicas.")]
+MinOpt = Annotated[
+    int | None,
+    typer.Option("--min-replicas", "--min", min=0, help="Fewest replicas (0: scale to zero)."),
+]
+MaxOpt = Annotated[
+    int | None, typer.Option("--max-replicas", "--max", min=1, help="Most replicas.")
+]
 TargetOpt = Annotated[
     float | None, typer.Option(min=0.001, help="Requests one replica should serve at once.")
 ]
@@ -44,16 +50,65 @@ PrewarmOpt = Annotated[
 ]
 TimeoutOpt = Annotated[float | None, typer.Option(min=0.001, help="Gateway timeout per request.")]
 CpuOpt = Annotated[
-    float | None, typer.Option(min=0.001, help="vCPU each replica requests (what it is billed).")
+    str | None,
+    typer.Option(help="vCPU each replica requests (what it is billed): 0.5 or 500m."),
 ]
 MemoryOpt = Annotated[
     int | None, typer.Option("--memory-mb", min=1, help="Memory each replica requests, MB.")
 ]
+MemoryQtyOpt = Annotated[
+    str | None,
+    typer.Option("--memory", help="Memory each replica requests as a quantity: 512Mi, 1Gi."),
+]
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", help="Where replicas run: local (default), kubernetes or ray."),
+]
+NamespaceOpt = Annotated[
+    str | None, typer.Option(help="Kubernetes namespace (kubernetes; default: default).")
+]
+AutoscalerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Who scales: hpa, keda (scale to zero), knative (kubernetes); serve or "
+        "modelyard (ray). Default: keda when --min 0, else hpa; serve on Ray."
+    ),
+]
+AddressOpt = Annotated[
+    str | None, typer.Option(help="The Ray cluster (ray backend): ray://host:port or auto.")
+]
+ImageOpt = Annotated[str | None, typer.Option(help="The runtime's container image (kubernetes).")]
 GpuOpt = Annotated[float | None, typer.Option(min=0.0, help="GPUs each replica requests.")]
 
 
 def _scaling(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
+
+
+def _resources(
+    cpu: str | None, memory: str | None, memory_mb: int | None, gpu: float | None
+) -> dict[str, Any]:
+    """--cpu/--memory as Kubernetes-style quantities (or plain numbers) → runtime settings.
+
+    Raises:
+        InvalidInput: a quantity that does not parse, or both --memory and --memory-mb.
+    """
+    from modelyard.core.backends import parse_cpu, parse_memory_mb
+    from modelyard.core.errors import InvalidInput
+
+    if memory is not None and memory_mb is not None:
+        raise InvalidInput("give --memory or --memory-mb, not both")
+    return _scaling(
+        cpu=parse_cpu(cpu) if cpu is not None else None,
+        memory_mb=parse_memory_mb(memory) if memory is not None else memory_mb,
+        gpu=gpu,
+    )
+
+
+def _backend(**values: str | None) -> dict[str, Any] | None:
+    """The backend body, or None for the default (local) with no backend options."""
+    given = {k: v for k, v in values.items() if v is not None}
+    return given or None
 
 
 def _runtime(
@@ -98,24 +153,40 @@ def create(
     prewarm: PrewarmOpt = None,
     request_timeout_s: TimeoutOpt = None,
     cpu: CpuOpt = None,
+    memory: MemoryQtyOpt = None,
     memory_mb: MemoryOpt = None,
     gpu: GpuOpt = None,
+    backend: BackendOpt = None,
+    namespace: NamespaceOpt = None,
+    autoscaler: AutoscalerOpt = None,
+    address: AddressOpt = None,
+    image: ImageOpt = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until the first revision loaded (or failed).")
     ] = False,
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Deploy a registered model behind the gateway; prints its endpoint."""
+    """Deploy a registered model (behind the gateway, or on Kubernetes / Ray Serve with
+    --backend); prints its endpoint."""
     proj = project_of(ctx, project)
     scaling = _scaling(
-        min_replicas=min_replicas, max_replicas=max_replicas,
-        target_concurrency=target_concurrency, idle_grace_s=idle_grace_s, policy=policy,
-        prewarm=prewarm, request_timeout_s=request_timeout_s,
-    )  # fmt: skip
-    runtime = _runtime(None, proj, name, cpu=cpu, memory_mb=memory_mb, gpu=gpu)
+        min_replicas=min_replicas,
+        max_replicas=max_replicas,
+        target_concurrency=target_concurrency,
+        idle_grace_s=idle_grace_s,
+        policy=policy,
+        prewarm=prewarm,
+        request_timeout_s=request_timeout_s,
+    )
+    spec = _backend(
+        kind=backend, namespace=namespace, autoscaler=autoscaler, address=address, image=image
+    )
     with user_errors(), client_of(ctx) as client:
-        dep = client.create_deployment(proj, name, model, scaling=scaling, runtime=runtime)
+        runtime = _runtime(None, proj, name, **_resources(cpu, memory, memory_mb, gpu))
+        dep = client.create_deployment(
+            proj, name, model, scaling=scaling, runtime=runtime, backend=spec
+        )
         if wait:
             dep = _wait_ready(client, proj, name, 1, 180.0)
     if as_json:
@@ -167,6 +238,43 @@ def _replica_counts(d: dict[str, Any]) -> str:
     for r in d["replicas"]:
         states[r["state"]] = states.get(r["state"], 0) + 1
     return ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "0"
+
+
+@deploy_app.command("render")
+def render(
+    ctx: typer.Context,
+    name: NameArg,
+    backend: Annotated[
+        str, typer.Option("--backend", help="What to render for: kubernetes.")
+    ] = "kubernetes",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Folder to write one YAML file per object (default: stdout)."
+        ),
+    ] = None,
+    namespace: NamespaceOpt = None,
+    autoscaler: AutoscalerOpt = None,
+    image: ImageOpt = None,
+    project: ProjectOpt = None,
+) -> None:
+    """Render the manifests that run a deployment on Kubernetes: reviewable YAML for
+    GitOps or `kubectl apply -f`. Nothing is applied."""
+    if backend != "kubernetes":
+        fail(f"--backend: only kubernetes manifests can be rendered, got {backend!r}", 2)
+    options = _backend(kind=backend, namespace=namespace, autoscaler=autoscaler, image=image)
+    with user_errors(), client_of(ctx) as client:
+        files = client.render_deployment(project_of(ctx, project), name, options or {})
+    if output is None:
+        typer.echo("---\n".join(files[f] for f in sorted(files)), nl=False)
+        return
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for file_name in sorted(files):
+            (output / file_name).write_text(files[file_name])
+    except OSError as exc:
+        fail(f"cannot write {output}: {exc.strerror or exc}", 1)
+    console.print(f"{len(files)} manifests for {name} written to {output}/")
 
 
 @deploy_app.command("show")
@@ -281,13 +389,14 @@ def update(
     prewarm: PrewarmOpt = None,
     request_timeout_s: TimeoutOpt = None,
     cpu: CpuOpt = None,
+    memory: MemoryQtyOpt = None,
     memory_mb: MemoryOpt = None,
     gpu: GpuOpt = None,
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Roll out a new model version (canary or rolling) and/or change scaling settings;
-    new requests (--cpu, --memory-mb, --gpu) roll out as a new revision."""
+    new requests (--cpu, --memory, --gpu) roll out as a new revision (vertical scaling)."""
     if strategy not in ("canary", "rolling"):
         fail(f"--strategy must be canary or rolling, got {strategy!r}", 2)
     try:
@@ -300,8 +409,8 @@ def update(
         prewarm=prewarm, request_timeout_s=request_timeout_s,
     )  # fmt: skip
     with user_errors(), client_of(ctx) as client:
-        runtime = _runtime(client, project_of(ctx, project), name, cpu=cpu, memory_mb=memory_mb,
-                           gpu=gpu)  # fmt: skip
+        resources = _resources(cpu, memory, memory_mb, gpu)
+        runtime = _runtime(client, project_of(ctx, project), name, **resources)
         dep = client.update_deployment(
             project_of(ctx, project), name, model=model, strategy=strategy, steps=step_list,
             step_interval_s=step_interval_s, max_error_rate=max_error_rate,

@@ -61,6 +61,30 @@ class CostCalls:
         )
         return result
 
+    def apply_rightsize(
+        self: _Requester,
+        project: str,
+        name: str,
+        *,
+        window: str = "7d",
+        revision: int | None = None,
+    ) -> Json:
+        """Apply the stable revision's right-sizing hint as a new revision (rolling).
+
+        Returns ``new_revision``, ``before`` / ``after`` (``cpu``, ``memory_mb``, ``gpu``),
+        the verdict and the saving. Raises ``Conflict`` when the verdict is "no data" or
+        "right-sized" or a rollout is in progress (nothing changed).
+        """
+        body: dict[str, object] = {"window": window}
+        if revision is not None:
+            body["revision"] = revision
+        result: Json = self.request(
+            "POST",
+            f"{_cost(project)}/deployments/{quote(name, safe='')}/rightsize",
+            json=body,
+        )
+        return result
+
     def cost_tags(self: _Requester, project: str) -> Json:
         result: Json = self.request("GET", f"{_cost(project)}/tags")
         return result

@@ -34,11 +34,27 @@ class DeploymentCalls:
         *,
         scaling: Mapping[str, object] | None = None,
         runtime: Mapping[str, object] | None = None,
+        backend: Mapping[str, object] | None = None,
     ) -> DeploymentJson:
+        """Create a deployment; ``backend`` is ``{"kind": "kubernetes", "namespace": …}``
+        (local processes when None)."""
         body: dict[str, object] = {"name": name, "model": model, "scaling": dict(scaling or {})}
         if runtime is not None:
             body["runtime"] = dict(runtime)
+        if backend is not None:
+            body["backend"] = dict(backend)
         result: DeploymentJson = self.request("POST", _base(project), json=body)
+        return result
+
+    def render_deployment(
+        self: _Requester, project: str, name: str, backend: Mapping[str, object]
+    ) -> dict[str, str]:
+        """The manifests that run ``name`` on ``backend`` (``{"kind": "kubernetes", …}``):
+        file name -> YAML text."""
+        params = {k: str(v) for k, v in backend.items() if v not in (None, "")}
+        result: dict[str, str] = self.request(
+            "GET", f"{_base(project, name)}/manifests", params=params
+        )["files"]
         return result
 
     def list_deployments(self: _Requester, project: str) -> list[DeploymentJson]:

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from modelyard.core._json_settings import JsonSettings
 from modelyard.core._json_settings import check as _check
+from modelyard.core.backends import BackendSpec
 from modelyard.core.errors import InvalidInput
 
 DEPLOYMENT_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -267,6 +268,7 @@ class Deployment:
     created_by: str
     created_at_ms: int
     updated_at_ms: int
+    backend: BackendSpec = field(default_factory=BackendSpec)
 
     def revision(self, number: int) -> Revision | None:
         for rev in self.revisions:

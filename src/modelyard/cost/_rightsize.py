@@ -12,6 +12,12 @@ each local replica's CPU time and resident memory, see :mod:`._usage`):
   (requested - suggested) GiB x provisioned.memory) x 730 h x average replicas``;
   negative when the replicas need more than they request;
 - fewer than 30 samples (five minutes at the default 10 s interval): no data.
+
+Applying a hint (:func:`plan_resize`, behind ``cost rightsize --apply``) takes only an
+over- or under-provisioned verdict: the new requests are the suggestion snapped to whole
+millicores (what a Kubernetes quantity can say) and whole MiB, GPUs as requested. "no
+data" and "right-sized" are refused with :class:`~modelyard.core.errors.Conflict`: the
+deployment is not in a state where resizing means anything, and nothing is changed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from modelyard.core.cost_facts import UsageSample
+from modelyard.core.errors import Conflict
 from modelyard.cost.prices import MONTH_S, PriceCatalog
 
 CPU_HEADROOM = 1.3
@@ -159,6 +166,71 @@ def rightsize(
     )
 
 
+@dataclass(frozen=True)
+class Resize:
+    """What applying a hint changes: one revision's requests before and after.
+
+    ``gpu`` is the same on both sides: GPU use is not observed, so it is never resized.
+    """
+
+    revision: int
+    verdict: Verdict
+    cpu_before: float
+    memory_mb_before: int
+    cpu_after: float
+    memory_mb_after: int
+    gpu: float
+
+    def to_json(self) -> dict[str, object]:
+        """``before`` / ``after`` as the API shows them (``cpu``, ``memory_mb``, ``gpu``)."""
+        return {
+            "revision": self.revision,
+            "verdict": self.verdict,
+            "before": {"cpu": self.cpu_before, "memory_mb": self.memory_mb_before, "gpu": self.gpu},
+            "after": {"cpu": self.cpu_after, "memory_mb": self.memory_mb_after, "gpu": self.gpu},
+        }
+
+
+def whole_millicores(cpu: float) -> float:
+    """``cpu`` in vCPU snapped to the nearest whole millicore (never below one).
+
+    Why: a request must be sayable as a Kubernetes quantity (``750m``) and compare equal
+    after a JSON round trip; the suggestion grid (0.25 vCPU) is already exact in binary,
+    so this only removes float noise from a hand-made hint.
+    """
+    return max(1, round(cpu * 1000)) / 1000
+
+
+def plan_resize(hint: SizeHint, *, deployment: str) -> Resize:
+    """The requests a revision gets when its hint is applied.
+
+    Raises:
+        Conflict: the verdict is "no data" or "right-sized" (the message names it and
+            why), so there is nothing to apply; or a hint without a suggestion.
+    """
+    where = f"deployment {deployment!r} revision {hint.revision}"
+    if hint.verdict == "no data":
+        raise Conflict(
+            f"{where}: right-sizing verdict is 'no data' ({hint.reason}); nothing to apply"
+        )
+    if hint.verdict == "right-sized":
+        raise Conflict(
+            f"{where}: right-sizing verdict is 'right-sized' (requests {hint.requested_cpu:g} "
+            f"vCPU, {hint.requested_memory_mb} MB match the suggestion); nothing to apply"
+        )
+    if hint.suggested_cpu is None or hint.suggested_memory_mb is None:
+        raise Conflict(f"{where}: the {hint.verdict} hint has no suggested size; nothing to apply")
+    return Resize(
+        revision=hint.revision,
+        verdict=hint.verdict,
+        cpu_before=hint.requested_cpu,
+        memory_mb_before=hint.requested_memory_mb,
+        cpu_after=whole_millicores(hint.suggested_cpu),
+        memory_mb_after=max(1, int(hint.suggested_memory_mb)),
+        gpu=hint.requested_gpu,
+    )
+
+
 __all__ = [
     "CPU_FLOOR",
     "CPU_HEADROOM",
@@ -167,10 +239,13 @@ __all__ = [
     "MEMORY_HEADROOM",
     "MEMORY_STEP_MB",
     "MIN_SAMPLES",
+    "Resize",
     "SizeHint",
     "monthly_saving",
+    "plan_resize",
     "quantile",
     "rightsize",
     "round_up",
     "suggest",
+    "whole_millicores",
 ]

@@ -3,19 +3,27 @@ project spend the budget loop reads (not checked: internal).
 
 Reports are recomputed from the store's facts on every call (:func:`._ledger.build_ledger`)
 with the price catalog loaded once at server start; "now" comes from the injected clock.
+
+Applying a right-sizing hint (:meth:`CostService.apply_rightsize`) decides here and
+changes desired state through the deployment service's own update path, handed in as a
+:class:`SettingsRollout` by the caller (``cost`` sits below ``deploy`` in the package
+map, so it cannot import it): the same permission checks, quota checks and events apply
+as for ``deploy update --cpu … --memory-mb …``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from modelyard.auth import Principal
 from modelyard.core.clock import Clock
-from modelyard.core.deployments import Deployment
+from modelyard.core.deployments import Deployment, RuntimeSettings
 from modelyard.core.entities import Role
-from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.errors import Conflict, InvalidInput, NotFound
 from modelyard.cost._daily import bucket_days, spend_over_time
 from modelyard.cost._ledger import (
     ROLLUPS,
@@ -24,7 +32,7 @@ from modelyard.cost._ledger import (
     is_reserved_tag,
     ledger_json,
 )
-from modelyard.cost._rightsize import SizeHint, rightsize
+from modelyard.cost._rightsize import SizeHint, plan_resize, rightsize
 from modelyard.cost.prices import PriceCatalog
 from modelyard.store import MetadataStore
 
@@ -120,6 +128,19 @@ def check_tags(values: Mapping[str, str], unset: Sequence[str]) -> None:
     both = sorted(set(values) & set(unset))
     if both:
         raise InvalidInput(f"tags: {both[0]!r} is both set and unset")
+
+
+class SettingsRollout(Protocol):
+    """Starts a ``rolling`` rollout of a new revision of the deployment's stable model
+    version with ``settings``, as ``caller``, and returns the deployment after the change.
+
+    The server passes ``DeploymentService.update``; it raises ``Conflict`` when a rollout
+    is in progress and ``QuotaExceeded`` when the project cannot hold the new size.
+    """
+
+    def __call__(
+        self, caller: Principal, project: str, name: str, settings: RuntimeSettings
+    ) -> Deployment: ...
 
 
 class CostService:
@@ -300,9 +321,7 @@ class CostService:
             NotFound: no live deployment of that name.
         """
         caller.require(project, Role.VIEWER)
-        window_ms = duration_ms(window)
-        if window_ms is None or window_ms > MAX_PERIOD_MS:
-            raise InvalidInput(f"window: {window!r} is not a duration like 7d, 24h or 30m")
+        window_ms = _window_ms(window)
         dep = self._store.deployments.get(name, project)
         end_ms = self.now_ms()
         start_ms = end_ms - window_ms
@@ -314,6 +333,83 @@ class CostService:
             "start_ms": start_ms,
             "end_ms": end_ms,
             "hints": [h.to_json() for h in self._hints(dep, ledger, start_ms, end_ms)],
+        }
+
+    def apply_rightsize(
+        self,
+        caller: Principal,
+        project: str,
+        name: str,
+        roll_out: SettingsRollout,
+        *,
+        window: str = "7d",
+        revision: int | None = None,
+    ) -> dict[str, object]:
+        """Apply the stable revision's right-sizing hint as a new revision (vertical
+        scaling): same model version, ``cpu`` / ``memory_mb`` set to the suggestion, GPU
+        and every other runtime setting kept, rolled out ``rolling`` by ``roll_out``.
+
+        Args:
+            caller: needs the editor role in ``project`` (checked here and again by
+                ``roll_out``).
+            roll_out: the deployment service's update path (see :class:`SettingsRollout`).
+            window: how far back the hint looks at usage (``7d``).
+            revision: the revision whose hint the caller read; it must be the stable one
+                (a guard against applying a hint to a revision that changed since).
+
+        Raises:
+            InvalidInput: ``window`` is not a duration, ``revision`` < 1.
+            NotFound: no live deployment of that name, or no such revision.
+            Conflict: a rollout is in progress; no stable revision; ``revision`` is not
+                the stable one; the verdict is "no data" or "right-sized". Nothing is
+                changed.
+            QuotaExceeded: the project's quota cannot hold a replica of the new size.
+        """
+        caller.require(project, Role.EDITOR)
+        window_ms = _window_ms(window)
+        if revision is not None and revision < 1:
+            raise InvalidInput(f"revision must be >= 1, got {revision}")
+        dep = self._store.deployments.get(name, project)
+        if dep.rollout is not None and dep.rollout.active:
+            raise Conflict(
+                f"deployment {name!r} is rolling out revision {dep.rollout.target}; wait for "
+                "it (or roll back) before applying a right-sizing hint"
+            )
+        stable = dep.revision(dep.stable_revision or 0)
+        if stable is None:
+            raise Conflict(f"deployment {name!r} has no stable revision to resize")
+        if revision is not None and revision != stable.number:
+            if dep.revision(revision) is None:
+                raise NotFound(f"deployment {name!r} has no revision {revision}")
+            raise Conflict(
+                f"revision {revision} of {name!r} is not its stable revision "
+                f"({stable.number}); only the stable revision's hint is applied"
+            )
+        end_ms = self.now_ms()
+        start_ms = end_ms - window_ms
+        ledger = self.ledger(start_ms, end_ms, deployment_ids=[dep.id])
+        hint = next(
+            h for h in self._hints(dep, ledger, start_ms, end_ms) if h.revision == stable.number
+        )
+        plan = plan_resize(hint, deployment=name)
+        settings = replace(stable.settings, cpu=plan.cpu_after, memory_mb=plan.memory_mb_after)
+        after = roll_out(caller, project, name, settings)
+        if after.rollout is not None and after.rollout.stable == stable.number:
+            new_revision = after.rollout.target
+        else:  # a roll-out path that promotes at once: the newest revision
+            new_revision = max(r.number for r in after.revisions)
+        return {
+            "deployment": name,
+            "project": project,
+            "new_revision": new_revision,
+            "strategy": after.rollout.strategy if after.rollout is not None else "rolling",
+            **plan.to_json(),
+            "reason": hint.reason,
+            "saving_per_month": hint.saving_per_month,
+            "replicas_avg": hint.replicas_avg,
+            "currency": self.currency,
+            "start_ms": start_ms,
+            "end_ms": end_ms,
         }
 
     def _live(self, project: str, name: str) -> Deployment | None:
@@ -389,6 +485,13 @@ class CostService:
         return self._repo.set_deployment_tags(dep.id, values, unset)
 
 
+def _window_ms(window: str) -> int:
+    window_ms = duration_ms(window)
+    if window_ms is None or window_ms > MAX_PERIOD_MS:
+        raise InvalidInput(f"window: {window!r} is not a duration like 7d, 24h or 30m")
+    return window_ms
+
+
 def _check_count(
     current: Mapping[str, str], values: Mapping[str, str], unset: Sequence[str], what: str
 ) -> None:
@@ -397,4 +500,11 @@ def _check_count(
         raise InvalidInput(f"tags: {what} may have at most {MAX_TAGS} tags ({len(after)} given)")
 
 
-__all__ = ["CostService", "check_tags", "duration_ms", "parse_instant", "resolve_period"]
+__all__ = [
+    "CostService",
+    "SettingsRollout",
+    "check_tags",
+    "duration_ms",
+    "parse_instant",
+    "resolve_period",
+]

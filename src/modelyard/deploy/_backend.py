@@ -14,10 +14,11 @@ restarted server can adopt replicas a previous one launched.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from modelyard.core.deployments import Deployment, Replica, Revision
+from modelyard.core.deployments import Deployment, Replica, ReplicaState, Revision
 
 
 @dataclass(frozen=True)
@@ -92,4 +93,111 @@ class ReplicaBackend(Protocol):
 
     def close(self) -> None:
         """Release the backend's helpers at server stop; running replicas keep running."""
+        ...
+
+
+# --- orchestrators: backends that run and scale the replicas themselves -----------------
+#
+# Kubernetes and Ray Serve start, restart, place and (with their own autoscalers) scale
+# replicas; modelyard tells them the desired state of a whole deployment and reads back
+# what runs. The orchestrated controller (:mod:`modelyard.deploy._orchestrated`) talks to
+# them only through :class:`OrchestratorBackend`; the desired-state model (revisions,
+# weights, rollouts) and the event history are the same as for local processes.
+
+
+@dataclass(frozen=True)
+class RevisionTarget:
+    """One revision the orchestrator should run.
+
+    Attributes:
+        revision: The revision (model reference and runtime settings: cpu, memory, gpu).
+        weight: Percent of the deployment's traffic it gets (targets sum to 100, or to 0
+            while nothing is ready yet).
+        min_replicas: Fewest replicas (0: scale to zero where the orchestrator can).
+        max_replicas: Most replicas.
+        replicas: A count decided by modelyard's own autoscaler, or None when the
+            orchestrator's autoscaler decides within ``[min_replicas, max_replicas]``.
+    """
+
+    revision: Revision
+    weight: int
+    min_replicas: int
+    max_replicas: int
+    replicas: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservedReplica:
+    """A replica as the orchestrator reports it (a pod, a Serve replica).
+
+    Attributes:
+        id: The orchestrator's name for it (pod name, Serve replica id).
+        revision: The revision it runs.
+        state: ``starting``, ``ready``, ``draining``, ``stopped`` or ``failed``.
+        node: Where it runs (node name, Ray node id), for events and the UI.
+        reason: Why it is not ready or failed (``CrashLoopBackOff: …``), else empty.
+        started_at_ms: When it was created, if known.
+        ready_at_ms: When it became ready, if known.
+    """
+
+    id: str
+    revision: int
+    state: ReplicaState
+    node: str = ""
+    reason: str = ""
+    started_at_ms: int | None = None
+    ready_at_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What runs for one deployment.
+
+    Attributes:
+        replicas: Every replica the orchestrator knows of.
+        rolled_out: Whether the last applied state is fully in place (every target has
+            its desired replicas ready and no old replica is left).
+        endpoint: Where clients send requests (a Service URL, the Serve route), if any.
+        message: A one-line status from the orchestrator (``waiting for rollout …``).
+    """
+
+    replicas: tuple[ObservedReplica, ...]
+    rolled_out: bool
+    endpoint: str | None = None
+    message: str = ""
+
+
+class OrchestratorBackend(Protocol):
+    """Runs whole deployments on an orchestrator (Kubernetes, Ray Serve).
+
+    Calls come from the orchestrated controller's thread; implementations need not be
+    thread-safe beyond that.
+    """
+
+    def apply(self, deployment: Deployment, targets: Sequence[RevisionTarget]) -> None:
+        """Make the orchestrator run ``targets`` for ``deployment``: idempotent, returns
+        without waiting for the rollout (``observe`` reports it). Revisions not in
+        ``targets`` are removed.
+
+        Raises:
+            ModelyardError: the desired state is refused (an invalid object, no access);
+                the controller records the reason as an event and retries later.
+            OSError: the orchestrator cannot be reached; retried later.
+        """
+        ...
+
+    def observe(self, deployment: Deployment) -> Observed:
+        """Read back what runs for ``deployment``.
+
+        Raises:
+            OSError: the orchestrator cannot be reached.
+        """
+        ...
+
+    def remove(self, deployment: Deployment) -> None:
+        """Delete everything the backend created for ``deployment``; idempotent."""
+        ...
+
+    def close(self) -> None:
+        """Release clients and connections at server stop; deployments keep running."""
         ...

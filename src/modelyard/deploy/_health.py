@@ -45,6 +45,13 @@ def new_replica_id() -> str:
     return "r-" + secrets.token_hex(6)
 
 
+def has_process(replica: Replica) -> bool:
+    """Whether the record is of a process this backend runs: an orchestrator's replica
+    is recorded with pid 0 and must never be probed, adopted or signalled (``kill(0)``
+    would signal this server's own process group)."""
+    return replica.pid > 0
+
+
 def start_overdue(replica: Replica, now_ms: int, timeout_s: float) -> bool:
     """Whether a starting replica has had longer than ``timeout_s`` to become ready."""
     return now_ms - replica.started_at_ms > timeout_s * 1000
@@ -100,13 +107,14 @@ class ReplicaStates:
 
     def active_count(self) -> int:
         """Replicas starting, ready or draining, less those being stopped."""
-        return len(self._repo.replicas(active_only=True)) - len(self._stopping)
+        mine = [r for r in self._repo.replicas(active_only=True) if has_process(r)]
+        return len(mine) - len(self._stopping)
 
     # --- adoption and checks --------------------------------------------------------
 
     def adopt(self) -> None:
         """After a (re)start: keep replicas that are alive and ready, forget the rest."""
-        for r in self._repo.replicas(active_only=True):
+        for r in filter(has_process, self._repo.replicas(active_only=True)):
             if self._backend.alive(r) and self._backend.ready(r):
                 if r.state == "starting":
                     self._repo.update_replica(r.id, state="ready", ready_at_ms=self._now_ms())
@@ -308,7 +316,7 @@ class ReplicaStates:
 
     def stop_all(self, reason: str) -> None:
         """Stop every active replica at once (server stop), waiting for all of them."""
-        replicas = self._repo.replicas(active_only=True)
+        replicas = [r for r in self._repo.replicas(active_only=True) if has_process(r)]
         list(self._pool.map(lambda r: self.stop_now(r, reason), replicas))
 
     def close(self) -> None:

@@ -17,6 +17,10 @@ is starting, at once when the gateway holds a request for a revision without rep
 Replicas run wherever the :class:`~modelyard.deploy._backend.ReplicaBackend` puts them;
 nothing here knows they are processes. Every decision that changes something, and a
 heartbeat of the others, is an event.
+
+Only deployments on the ``local`` backend are reconciled here: Kubernetes and Ray Serve
+deployments belong to :mod:`~modelyard.deploy._orchestrated`, get no gateway route, and
+their replica records (pid 0) are never checked, adopted or stopped as processes.
 """
 
 from __future__ import annotations
@@ -150,7 +154,7 @@ class DeploymentController:
         with self._wake_lock:
             wakes, self._wakes = self._wakes, set()
         self._replicas.starting = False
-        for dep in deployments:
+        for dep in local_deployments(deployments):
             try:
                 self._reconcile(dep, by_dep.get(dep.id, []), snapshot, wakes)
             except ModelyardError as exc:
@@ -209,7 +213,7 @@ class DeploymentController:
         if restarted:
             self._pushed_table = None  # push everything to the new process
             message = "the gateway process was gone and has been restarted"
-            for dep in self._repo.list_all(include_deleting=False):
+            for dep in local_deployments(self._repo.list_all(include_deleting=False)):
                 self._repo.add_events(dep.id, [EventDraft("gateway", message)])
 
     def _unrouted(self, replica_id: str) -> bool:
@@ -225,7 +229,8 @@ class DeploymentController:
         routable = [
             r for r in self._repo.replicas(active_only=True) if not self._replicas.is_stopping(r.id)
         ]
-        return build_route_table(self._repo.list_all(include_deleting=False), routable)
+        deployments = local_deployments(self._repo.list_all(include_deleting=False))
+        return build_route_table(deployments, routable)
 
     def _push_routes(self) -> None:
         if self._gateway is None:
@@ -243,3 +248,9 @@ class DeploymentController:
             self._pushed_replicas = {
                 r["id"] for d in table for rev in d["revisions"] for r in rev["replicas"]
             }
+
+
+def local_deployments(deployments: Iterable[Deployment]) -> list[Deployment]:
+    """The deployments whose replicas are local processes behind the gateway (the
+    others are the orchestrated controller's)."""
+    return [d for d in deployments if d.backend.kind == "local"]

@@ -102,7 +102,7 @@ def advance(rollout: Rollout, view: RolloutView) -> RolloutStep:
     if not rollout.active:
         return RolloutStep(rollout)
     if view.target_state == "failed":
-        return _end(
+        return end_rollout(
             rollout,
             "rolled_back",
             f"revision {rollout.target} failed: {view.target_error or 'it did not start'}; "
@@ -112,7 +112,7 @@ def advance(rollout: Rollout, view: RolloutView) -> RolloutStep:
         if view.target_ready < 1:
             return RolloutStep(rollout)
         if rollout.strategy == "canary":
-            return _canary_step(rollout, 0, view.now_ms, "revision ready")
+            return canary_step(rollout, 0, view.now_ms, "revision ready")
         total = max(1, view.stable_ready)
         started = replace(
             rollout,
@@ -128,7 +128,7 @@ def advance(rollout: Rollout, view: RolloutView) -> RolloutStep:
     return _rolling_tick(rollout, view)
 
 
-def _canary_step(rollout: Rollout, index: int, now_ms: int, why: str) -> RolloutStep:
+def canary_step(rollout: Rollout, index: int, now_ms: int, why: str) -> RolloutStep:
     pct = rollout.steps[index]
     if pct >= 100:
         done = replace(rollout, phase="done", step_index=index, step_started_ms=now_ms)
@@ -163,14 +163,14 @@ def _canary_tick(rollout: Rollout, view: RolloutView) -> RolloutStep:
         )
     failure = judge(view.canary, view.stable, rollout)
     if failure is not None:
-        return _end(rollout, "rolled_back", f"rollback: {failure}")
+        return end_rollout(rollout, "rolled_back", f"rollback: {failure}")
     summary = (
         f"step {rollout.step_index + 1} passed (errors {view.canary.error_rate:.2%} "
         f"over {view.canary.requests} requests"
         + (f", p99 {view.canary.p99_s * 1000:.1f} ms" if view.canary.p99_s is not None else "")
         + ")"
     )
-    return _canary_step(rollout, rollout.step_index + 1, view.now_ms, summary)
+    return canary_step(rollout, rollout.step_index + 1, view.now_ms, summary)
 
 
 def _rolling_weights(rollout: Rollout, message: str | None) -> RolloutStep:
@@ -200,6 +200,6 @@ def _rolling_tick(rollout: Rollout, view: RolloutView) -> RolloutStep:
     return _rolling_weights(nxt, f"rolling update: replica {nxt.replaced}/{nxt.total}")
 
 
-def _end(rollout: Rollout, phase: RolloutPhase, message: str) -> RolloutStep:
+def end_rollout(rollout: Rollout, phase: RolloutPhase, message: str) -> RolloutStep:
     ended = replace(rollout, phase=phase)
     return RolloutStep(ended, weights={rollout.stable: 100}, message=message, reset_window=True)

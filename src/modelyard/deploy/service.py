@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from modelyard.auth import Principal
+from modelyard.core.backends import BackendSpec
 from modelyard.core.deployments import (
     Deployment,
     DeploymentEvent,
@@ -81,14 +82,25 @@ class DeploymentService:
         self._max_total = max_total_replicas
 
     def endpoint(self, name: str) -> str:
+        """The gateway URL of a local deployment."""
         return f"{self._gateway_url}/{name}/"
+
+    def endpoint_for(self, dep: Deployment) -> str:
+        """Where clients reach ``dep``: the gateway (local), the in-cluster Service URL
+        (kubernetes), or empty on Ray (the Serve proxy's address is known only to the
+        cluster; events name it once the application runs)."""
+        if dep.backend.kind == "kubernetes":
+            return f"http://{dep.name}.{dep.backend.namespace or 'default'}.svc.cluster.local/"
+        if dep.backend.kind == "ray":
+            return ""
+        return self.endpoint(dep.name)
 
     # --- reads ----------------------------------------------------------------------
 
     def get(self, caller: Principal, project: str, name: str) -> DeploymentView:
         caller.require(project, Role.VIEWER)
         dep = self._repo.get(name, project)
-        return DeploymentView(dep, tuple(self._repo.replicas(dep.id)), self.endpoint(name))
+        return DeploymentView(dep, tuple(self._repo.replicas(dep.id)), self.endpoint_for(dep))
 
     def list_all(self, caller: Principal, project: str) -> list[DeploymentView]:
         caller.require(project, Role.VIEWER)
@@ -96,7 +108,7 @@ class DeploymentService:
         for r in self._repo.replicas():
             replicas.setdefault(r.deployment_id, []).append(r)
         return [
-            DeploymentView(d, tuple(replicas.get(d.id, ())), self.endpoint(d.name))
+            DeploymentView(d, tuple(replicas.get(d.id, ())), self.endpoint_for(d))
             for d in self._repo.list_all(project)
         ]
 
@@ -132,6 +144,35 @@ class DeploymentService:
         dep = self._repo.get(name, project)
         return self._repo.events(dep.id, limit=limit, kind=kind, newest_first=True)
 
+    def render(
+        self, caller: Principal, project: str, name: str, overrides: BackendSpec
+    ) -> dict[str, str]:
+        """The manifests that run ``name`` on ``overrides.kind`` (file name -> YAML).
+
+        Options left empty in ``overrides`` come from the deployment's own backend when
+        it is of the same kind, then from the defaults (:meth:`BackendSpec.resolved`).
+
+        Raises:
+            InvalidInput: options that cannot render (HPA with min 0, a bad image, a name
+                too long once suffixed).
+        """
+        caller.require(project, Role.VIEWER)
+        dep = self._repo.get(name, project)
+        from modelyard.deploy._orchestrated import revision_targets
+        from modelyard.deploy.kubernetes_render import render_manifests, to_yaml_files
+
+        own = (
+            dep.backend if dep.backend.kind == overrides.kind else BackendSpec(kind=overrides.kind)
+        )
+        spec = BackendSpec(
+            kind=overrides.kind,
+            namespace=overrides.namespace or own.namespace,
+            autoscaler=overrides.autoscaler or own.autoscaler,
+            address=overrides.address or own.address,
+            image=overrides.image or own.image,
+        ).resolved(dep.config.min_replicas)
+        return to_yaml_files(render_manifests(dep, revision_targets(dep, spec), spec))
+
     # --- writes ---------------------------------------------------------------------
 
     def create(
@@ -142,8 +183,11 @@ class DeploymentService:
         model: str,
         config: ScalingConfig,
         settings: RuntimeSettings | None = None,
+        backend: BackendSpec | None = None,
     ) -> DeploymentView:
-        """Deploy ``model`` (``models:/name@alias`` or ``models:/name/3``) as ``name``.
+        """Deploy ``model`` (``models:/name@alias`` or ``models:/name/3``) as ``name``,
+        on ``backend`` (local processes when None; defaults filled in by
+        :meth:`BackendSpec.resolved`).
 
         Raises:
             InvalidInput: bad name, model URI or config; max above the global cap.
@@ -154,20 +198,22 @@ class DeploymentService:
         """
         caller.require(project, Role.EDITOR)
         validate_deployment_name(name)
-        self._check_config(config)
+        spec = (backend or BackendSpec()).resolved(config.min_replicas)
+        self._check_config(config, spec)
         version = self._resolve(caller, project, model)
         settings = settings or RuntimeSettings()
         self._check_quota(project, name, config, settings, start=max(config.min_replicas, 1))
         draft = RevisionDraft(version.model, version.version, model, settings, weight=100)
         created = EventDraft(
             "deployment",
-            f"created: {model} (version {version.version}) as revision 1",
+            f"created: {model} (version {version.version}) as revision 1"
+            + ("" if spec.kind == "local" else f" on {spec.kind}"),
             1,
-            {"config": config.to_json()},
+            {"config": config.to_json(), "backend": spec.to_json()},
         )
-        dep = self._repo.create(project, name, config, draft, caller.user, [created])
+        dep = self._repo.create(project, name, config, draft, caller.user, [created], spec)
         self._link(project, name, version)
-        return DeploymentView(dep, (), self.endpoint(name))
+        return DeploymentView(dep, (), self.endpoint_for(dep))
 
     def update(
         self,
@@ -197,7 +243,7 @@ class DeploymentService:
         events: list[EventDraft] = []
         if scaling:
             config = dep.config.merged(dict(scaling))
-            self._check_config(config)
+            self._check_config(config, dep.backend)
             change.config = config
             given = {k: v for k, v in scaling.items() if v is not None}
             events.append(EventDraft("config", "scaling settings changed", None, given))
@@ -235,7 +281,7 @@ class DeploymentService:
         new, _ = self._repo.change(dep.id, change)
         if version is not None:
             self._link(project, name, version)
-        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint(name))
+        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint_for(new))
 
     def set_traffic(
         self, caller: Principal, project: str, name: str, split: Mapping[int, int]
@@ -273,7 +319,7 @@ class DeploymentService:
         if dep.rollout is not None and dep.rollout.active:
             change.rollout = _ended(dep.rollout, "aborted")
         new, _ = self._repo.change(dep.id, change)
-        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint(name))
+        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint_for(new))
 
     def set_shadow(
         self, caller: Principal, project: str, name: str, version: int, percent: float
@@ -302,7 +348,7 @@ class DeploymentService:
             events=[EventDraft("traffic", message, number)],
         )
         new, _ = self._repo.change(dep.id, change)
-        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint(name))
+        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint_for(new))
 
     def rollback(self, caller: Principal, project: str, name: str) -> DeploymentView:
         """Back to the previous stable revision (or abort the rollout in progress).
@@ -339,26 +385,31 @@ class DeploymentService:
             )
         change.expect_generation = dep.generation
         new, _ = self._repo.change(dep.id, change)
-        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint(name))
+        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint_for(new))
 
     def delete(self, caller: Principal, project: str, name: str) -> DeploymentView:
         """Stop routing and drain every replica; the record goes once they are gone."""
         caller.require(project, Role.EDITOR)
         dep = self._repo.get(name, project)
         if dep.status == "deleting":
-            return DeploymentView(dep, tuple(self._repo.replicas(dep.id)), self.endpoint(name))
+            return DeploymentView(dep, tuple(self._repo.replicas(dep.id)), self.endpoint_for(dep))
         change = DeploymentChange(
             status="deleting", events=[EventDraft("deployment", "delete requested")]
         )
         if dep.rollout is not None and dep.rollout.active:
             change.rollout = _ended(dep.rollout, "aborted")
         new, _ = self._repo.change(dep.id, change)
-        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint(name))
+        return DeploymentView(new, tuple(self._repo.replicas(new.id)), self.endpoint_for(new))
 
     # --- helpers --------------------------------------------------------------------
 
-    def _check_config(self, config: ScalingConfig) -> None:
+    def _check_config(self, config: ScalingConfig, backend: BackendSpec) -> None:
         deployment_policy(config)  # an unknown policy name is refused here, not in the loop
+        # The machine's cap is on local processes; an orchestrator has its own limits. A
+        # HorizontalPodAutoscaler cannot scale to zero (checked again on every change).
+        backend.resolved(config.min_replicas)
+        if backend.kind != "local":
+            return
         if config.max_replicas > self._max_total:
             raise InvalidInput(
                 f"max_replicas {config.max_replicas} exceeds the machine's limit "

@@ -19,6 +19,7 @@ STEP_TITLES = (
     "lineage",
     "the web UI",
     "tune and a cached pipeline",
+    "render for Kubernetes",
 )
 
 
@@ -120,6 +121,15 @@ class TuneSummary:
 
 
 @dataclass(frozen=True)
+class ManifestsSummary:
+    """Step 11: the deployment rendered for Kubernetes (nothing applied)."""
+
+    folder: str
+    files: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class QuickstartResult:
     """Everything the walk-through made, as JSON-able values (see :meth:`to_json`)."""
 
@@ -139,6 +149,7 @@ class QuickstartResult:
     lineage: tuple[LineageNode, ...]
     ui_pages: tuple[UiPage, ...] = ()
     tuning: TuneSummary | None = None
+    manifests: ManifestsSummary | None = None
     wall_s: float = 0.0
 
     @property

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -30,6 +31,7 @@ from modelyard.quickstart import _cost, _data, _deploy, _monitor, _train, _ui
 from modelyard.quickstart._result import (
     CostSummary,
     LineageNode,
+    ManifestsSummary,
     MonitorSummary,
     QuickstartFailed,
     QuickstartOptions,
@@ -103,6 +105,7 @@ class _Walk:
             lineage = self._step8_lineage(client)
             pages = self._step9_ui(client, best.run_id)
             tuning = self._step10_tune(added.version.ref, server.uri)
+            manifests = self._step11_render(client)
         return QuickstartResult(
             tracking_uri=server.uri,
             started_server=server.started,
@@ -120,6 +123,7 @@ class _Walk:
             lineage=lineage,
             ui_pages=pages,
             tuning=tuning,
+            manifests=manifests,
             wall_s=time.monotonic() - started,
         )
 
@@ -247,6 +251,27 @@ class _Walk:
                 summary = _tune.sweep_and_pipeline(dataset_ref, settings)
             self.console.print(tune_table(summary))
             return summary
+
+    def _step11_render(self, client: ModelyardClient) -> ManifestsSummary:
+        with self._step(11):
+            folder = self.settings.home / "quickstart" / "kubernetes"
+            files = client.render_deployment(
+                self.project, _deploy.DEPLOYMENT, {"kind": "kubernetes", "namespace": "ml"}
+            )
+            folder.mkdir(parents=True, exist_ok=True)
+            for old in folder.glob("*.yaml"):
+                old.unlink()
+            kinds: list[str] = []
+            for name, text in sorted(files.items()):
+                (folder / name).write_text(text)
+                kinds.append(str(yaml.safe_load(text)["kind"]))
+            self.console.print(
+                f"{len(files)} manifests ({', '.join(sorted(set(kinds)))}) in {folder}/ — "
+                "review them, then `kubectl apply -f` on a cluster; "
+                f"`modelyard deploy render {_deploy.DEPLOYMENT} -o DIR` does the same",
+                highlight=False,
+            )
+            return ManifestsSummary(str(folder), tuple(sorted(files)), tuple(kinds))
 
     # --- cleanup --------------------------------------------------------------------
 

@@ -197,6 +197,11 @@ def summary_table(result: QuickstartResult) -> Table:
     )
     kinds = {n.kind for n in result.lineage}
     table.add_row("lineage", " → ".join(k for k in LINEAGE_ORDER if k in kinds))
+    if result.manifests is not None:
+        table.add_row(
+            "kubernetes",
+            f"{len(result.manifests.files)} manifests in {result.manifests.folder}/ (not applied)",
+        )
     return table
 
 
@@ -217,6 +222,7 @@ def next_steps(result: QuickstartResult, project: str, *, server_stopped: bool) 
         f"modelyard models show {result.model_name}",
         f"modelyard lineage model:{result.model_name}/{result.model_version}",
         f"modelyard data show {result.dataset_ref}",
+        f"modelyard deploy render {result.deployment_name} --autoscaler knative -o k8s/{p}",
         f"export MLFLOW_TRACKING_URI={result.tracking_uri}   # MLflow code works unchanged",
         "export MLFLOW_TRACKING_TOKEN=<the token in $MODELYARD_HOME/credentials>",
         "modelyard user passwd admin   # then sign in to the web UI:",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from modelyard.core.backends import BackendSpec
 from modelyard.core.deployments import DeploymentEvent, Replica, Revision, RuntimeSettings
 from modelyard.deploy.service import DeploymentView
 from modelyard.server._schemas import Input
@@ -49,11 +50,25 @@ class RuntimeIn(Input):
         return RuntimeSettings(**self.model_dump())
 
 
+class BackendIn(Input):
+    """Where the replicas run; empty fields take the backend's defaults."""
+
+    kind: Literal["local", "kubernetes", "ray"] = "local"
+    namespace: str = Field(default="", max_length=63)
+    autoscaler: Literal["", "modelyard", "hpa", "keda", "knative", "serve"] = ""
+    address: str = Field(default="", max_length=512)
+    image: str = Field(default="", max_length=512)
+
+    def spec(self) -> BackendSpec:
+        return BackendSpec(**self.model_dump())
+
+
 class DeploymentCreate(Input):
     name: str = Field(min_length=1, max_length=63)
     model: str = Field(min_length=1, max_length=1024)
     scaling: ScalingIn = Field(default_factory=ScalingIn)
     runtime: RuntimeIn | None = None
+    backend: BackendIn | None = None
 
 
 class DeploymentUpdate(Input):
@@ -128,6 +143,7 @@ class DeploymentOut(BaseModel):
     stable_revision: int | None
     previous_stable: int | None
     scaling: dict[str, Any]
+    backend: dict[str, Any]
     rollout: dict[str, Any] | None
     traffic: dict[str, int]
     shadow: dict[str, float]
@@ -148,6 +164,7 @@ class DeploymentOut(BaseModel):
             stable_revision=d.stable_revision,
             previous_stable=d.previous_stable,
             scaling=asdict(d.config),
+            backend=asdict(d.backend),
             rollout=asdict(d.rollout) if d.rollout is not None else None,
             traffic={str(n): w for n, w in d.weights.items()},
             shadow={str(n): p for n, p in d.shadows.items()},
@@ -157,6 +174,12 @@ class DeploymentOut(BaseModel):
             created_at_ms=d.created_at_ms,
             updated_at_ms=d.updated_at_ms,
         )
+
+
+class ManifestsOut(BaseModel):
+    """Rendered manifests: file name -> YAML text."""
+
+    files: dict[str, str]
 
 
 class EventOut(BaseModel):

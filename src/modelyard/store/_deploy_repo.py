@@ -15,6 +15,7 @@ from typing import Any, cast
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from modelyard.core.backends import BackendSpec
 from modelyard.core.deployments import (
     ACTIVE_REPLICA_STATES,
     Deployment,
@@ -91,8 +92,10 @@ class DeploymentRepository:
         revision: RevisionDraft,
         created_by: str,
         events: Sequence[EventDraft] = (),
+        backend: BackendSpec | None = None,
     ) -> Deployment:
-        """Create a deployment with its first revision (number 1).
+        """Create a deployment with its first revision (number 1), on ``backend``
+        (local processes when None).
 
         Raises:
             NotFound: no such project.
@@ -107,6 +110,7 @@ class DeploymentRepository:
                 project_id=project_id,
                 name=name,
                 config_json=config.to_json(),
+                backend_json=(backend or BackendSpec()).to_json(),
                 status="active",
                 stable_revision=1,
                 previous_stable=None,
@@ -407,6 +411,7 @@ def _load(s: Session, row: DeploymentRow, project: str) -> Deployment:
         project=project,
         name=row.name,
         config=ScalingConfig.from_dict(json.loads(row.config_json)),
+        backend=BackendSpec.from_dict(json.loads(row.backend_json)),
         status=cast(Any, row.status),
         stable_revision=row.stable_revision,
         previous_stable=row.previous_stable,

@@ -424,6 +424,7 @@ class DeploymentRow(Base):
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(63))
     config_json: Mapped[str] = mapped_column(Text)
+    backend_json: Mapped[str] = mapped_column(Text, server_default='{"kind": "local"}')
     status: Mapped[str] = mapped_column(String(16))
     stable_revision: Mapped[int | None] = mapped_column(Integer, nullable=True)
     previous_stable: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -427,3 +427,147 @@ def test_deploy_cli_sets_the_requests_the_ledger_bills(
     assert (revision["cpu"], revision["memory_mb"], revision["gpu"]) == (0.5, 960, 1.0)
     bad = cli.invoke(app, ["deploy", "create", "x", "--model", "models:/churn/1", "--gpu", "-1"])
     assert bad.exit_code == 2
+
+
+# ---- vertical scaling: applying a right-sizing hint as a new revision ---------------------
+
+
+def _register_churn_v1(api: Api) -> None:
+    """The model version ``world``'s deployment serves (the update path resolves it)."""
+    api.ctx.store.registry.create_version(
+        "default", "churn", source_run_id=None, source_uri="upload", flavor="sklearn",
+        signature_json="", package_digest="b" * 64,
+        files=[ArtifactEntry("modelyard.yaml", "b" * 64, 10)], user="admin",
+    )  # fmt: skip
+
+
+def _add_usage(api: Api, fake_clock: FakeClock, dep_id: int, cores: float, rss: float) -> None:
+    now_ms = int(fake_clock.now() * 1000)
+    api.ctx.store.cost.add_usage(
+        [UsageSample(dep_id, "r2", 1, now_ms - i, 10.0, cores, rss) for i in range(1, 31)]
+    )
+
+
+def test_applying_a_hint_rolls_out_a_resized_revision_of_the_same_version(
+    api: Api, fake_clock: FakeClock, world: dict[str, Any]
+) -> None:
+    _register_churn_v1(api)
+    apply = f"{P}/deployments/churn-api/rightsize"
+    editor = api.auth(api.token_for("ed", Role.EDITOR))
+    # Three samples from the monitor passes: no data. Refused, nothing written.
+    refused = api.client.post(apply, json={}, headers=editor)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error_code"] == "CONFLICT"
+    assert "'no data' (3 usage samples" in refused.json()["message"]
+    dep = api.ctx.store.deployments.get("churn-api", "default")
+    assert [r.number for r in dep.revisions] == [1]
+    assert dep.rollout is None
+    # 30 more samples: p95 0.5 cores, peak 300 MiB -> 0.75 vCPU, 384 MiB.
+    _add_usage(api, fake_clock, world["dep"], 0.25, 200.0)
+    done = api.client.post(apply, json={"window": "7d", "revision": 1}, headers=editor)
+    assert done.status_code == 200, done.text
+    result = done.json()
+    assert result["new_revision"] == 2
+    assert result["revision"] == 1
+    assert result["strategy"] == "rolling"
+    assert result["verdict"] == "over-provisioned"
+    assert result["before"] == {"cpu": 2.0, "memory_mb": 2048, "gpu": 0.0}
+    assert result["after"] == {"cpu": 0.75, "memory_mb": 384, "gpu": 0.0}
+    assert result["saving_per_month"] > 0
+    shown = api.client.get("/api/v1/projects/default/deployments/churn-api", headers=editor)
+    view = shown.json()
+    old, new = view["revisions"]
+    assert (new["number"], new["model_name"], new["model_version"]) == (2, "churn", 1)
+    assert new["model_ref"] == old["model_ref"]
+    assert {k: new["settings"][k] for k in ("cpu", "memory_mb", "gpu")} == result["after"]
+    kept = ("max_batch_size", "max_latency_ms", "batching")
+    assert {k: new["settings"][k] for k in kept} == {k: old["settings"][k] for k in kept}
+    assert view["rollout"]["strategy"] == "rolling"
+    assert (view["rollout"]["target"], view["rollout"]["stable"]) == (2, 1)
+    events = api.client.get(
+        "/api/v1/projects/default/deployments/churn-api/events",
+        params={"kind": "rollout"},
+        headers=editor,
+    ).json()
+    assert any("as revision 2 started" in e["message"] for e in events)
+    # A second apply while that rollout runs: refused, nothing more written.
+    again = api.client.post(apply, json={}, headers=editor)
+    assert again.status_code == 409
+    assert "is rolling out revision 2" in again.json()["message"]
+    assert len(api.ctx.store.deployments.get("churn-api", "default").revisions) == 2
+    audit = api.ctx.store.auth.list_audit(limit=50)
+    outcomes = [a.outcome for a in audit if a.action == "cost.rightsize_apply"]
+    assert sorted(outcomes) == ["error", "error", "ok"]
+
+
+def test_a_right_sized_revision_is_refused_and_nothing_changes(
+    api: Api, fake_clock: FakeClock, world: dict[str, Any]
+) -> None:
+    _register_churn_v1(api)
+    _add_usage(api, fake_clock, world["dep"], 1.5, 1700.0)  # -> 2 vCPU, 2048 MiB: as asked
+    r = api.client.post(f"{P}/deployments/churn-api/rightsize", json={}, headers=api.as_admin())
+    assert r.status_code == 409, r.text
+    assert "'right-sized' (requests 2 vCPU, 2048 MB" in r.json()["message"]
+    assert len(api.ctx.store.deployments.get("churn-api", "default").revisions) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "status", "says"),
+    [
+        ("churn-api", {"window": "forever"}, 400, "window: 'forever'"),
+        ("churn-api", {"revision": 0}, 400, "revision"),
+        ("churn-api", {"cpu": 1}, 400, "unknown field 'cpu'"),
+        ("churn-api", {"revision": 7}, 404, "has no revision 7"),
+        ("nope", {}, 404, "'nope'"),
+    ],
+)
+def test_bad_apply_requests_are_4xx_naming_what_is_wrong(
+    api: Api, world: dict[str, Any], name: str, body: dict[str, Any], status: int, says: str
+) -> None:
+    r = api.client.post(f"{P}/deployments/{name}/rightsize", json=body, headers=api.as_admin())
+    assert r.status_code == status, r.text
+    assert says in r.json()["message"]
+
+
+def test_only_editors_apply_a_hint(api: Api, fake_clock: FakeClock, world: dict[str, Any]) -> None:
+    _register_churn_v1(api)
+    _add_usage(api, fake_clock, world["dep"], 0.25, 200.0)
+    apply = f"{P}/deployments/churn-api/rightsize"
+    viewer = api.auth(api.token_for("vera", Role.VIEWER))
+    assert api.client.get(apply, headers=viewer).status_code == 200  # reading the hint
+    denied = api.client.post(apply, json={}, headers=viewer)
+    assert denied.status_code == 403
+    assert denied.json()["error_code"] == "PERMISSION_DENIED"
+    api.client.post("/api/v1/projects", json={"name": "other"}, headers=api.as_admin())
+    outsider = api.auth(api.token_for("olga", Role.EDITOR, project="other"))
+    assert api.client.post(apply, json={}, headers=outsider).status_code == 403
+    assert len(api.ctx.store.deployments.get("churn-api", "default").revisions) == 1
+
+
+def test_cli_apply_prints_what_changed(
+    api: Api, cli: CliRunner, fake_clock: FakeClock, world: dict[str, Any]
+) -> None:
+    _register_churn_v1(api)
+    refused = _run(cli, "rightsize", "churn-api", "--apply")
+    assert refused.exit_code == 1
+    assert "'no data'" in refused.output
+    assert "Traceback" not in refused.output
+    lonely = _run(cli, "rightsize", "churn-api", "--revision", "1")
+    assert lonely.exit_code == 2
+    assert "--revision only goes with --apply" in lonely.output
+    _add_usage(api, fake_clock, world["dep"], 0.25, 200.0)
+    hinted = _run(cli, "rightsize", "churn-api")
+    assert "modelyard cost rightsize churn-api --apply" in hinted.output
+    done = _run(cli, "rightsize", "churn-api", "--apply", "--revision", "1")
+    assert done.exit_code == 0, done.output
+    assert "churn-api: revision 2 rolls out (rolling)" in done.output
+    assert "of revision 1 (over-provisioned)" in done.output
+    lines = {line.split()[1]: line for line in done.output.splitlines() if line.startswith("│")}
+    assert "2 vCPU" in lines["cpu"]
+    assert "0.75 vCPU" in lines["cpu"]
+    assert "2048 MB" in lines["memory"]
+    assert "384 MB" in lines["memory"]
+    assert "(unchanged)" in lines["gpu"]
+    busy = _run(cli, "rightsize", "churn-api", "--apply", "--json")
+    assert busy.exit_code == 1
+    assert "rolling out revision 2" in busy.output

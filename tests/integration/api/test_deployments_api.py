@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
 from modelyard.core.entities import ArtifactEntry, Role
 from modelyard.testing.harness import Api
@@ -175,3 +176,105 @@ def test_delete_marks_deleting_and_viewers_cannot_write(api: Api) -> None:
     r = api.client.delete(f"{BASE}/churn-api", headers=api.as_admin())
     assert r.status_code == 202
     assert r.json()["status"] == "deleting"
+
+
+# --- other backends: the recorded spec and rendered manifests ----------------------
+
+
+def create_on(api: Api, name: str = "churn-api", **body: Any) -> Any:
+    payload = {"name": name, "model": "models:/churn@production", **body}
+    return api.client.post(BASE, json=payload, headers=api.as_admin())
+
+
+def test_a_kubernetes_deployment_is_recorded_with_its_defaults(api: Api) -> None:
+    register(api)
+    r = create_on(api, scaling={"min_replicas": 0, "max_replicas": 20},
+               backend={"kind": "kubernetes", "namespace": "ml"})  # fmt: skip
+    assert r.status_code == 201, r.text
+    dep = r.json()
+    assert dep["backend"]["kind"] == "kubernetes"
+    assert dep["backend"]["namespace"] == "ml"
+    assert dep["backend"]["autoscaler"] == "keda"  # min 0: the autoscaler that scales to zero
+    assert dep["backend"]["image"].startswith("ghcr.io/modelyard/runtime:")
+    assert dep["endpoint"] == "http://churn-api.ml.svc.cluster.local/"
+    again = api.client.get(f"{BASE}/churn-api", headers=api.as_admin()).json()
+    assert again["backend"] == dep["backend"]
+    # The machine's replica cap (MODELYARD_MAX_REPLICAS) is for local processes only.
+    assert dep["scaling"]["max_replicas"] == 20
+
+
+def test_a_local_deployment_says_so(api: Api) -> None:
+    register(api)
+    dep = create_on(api).json()
+    assert dep["backend"] == {"kind": "local", "namespace": "", "autoscaler": "",
+                              "address": "", "image": ""}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"backend": {"kind": "kubernetes", "autoscaler": "hpa"}}, "cannot scale to zero"),
+        ({"backend": {"kind": "ray"}}, "needs --address"),
+        ({"backend": {"kind": "ray", "address": "nowhere"}}, "ray address"),
+        ({"backend": {"kind": "local", "namespace": "ml"}}, "--namespace applies only"),
+        ({"backend": {"kind": "kubernetes", "namespace": "ML!"}}, "namespace"),
+        ({"backend": {"kind": "nomad"}}, "kind"),
+        ({"backend": {"kind": "kubernetes", "replicas": 3}}, "replicas"),
+    ],
+)
+def test_bad_backends_are_400s_that_write_nothing(
+    api: Api, body: dict[str, Any], fragment: str
+) -> None:
+    register(api)
+    status, message = error(create_on(api, **body))
+    assert status == 400
+    assert fragment in message
+    assert api.client.get(BASE, headers=api.as_admin()).json() == []
+
+
+def _render(api: Api, name: str, **params: str) -> Any:
+    return api.client.get(f"{BASE}/{name}/manifests", params=params, headers=api.as_admin())
+
+
+def test_manifests_render_a_local_deployment_for_kubernetes(api: Api) -> None:
+    register(api)
+    assert create_on(api, scaling={"min_replicas": 1, "max_replicas": 3}).status_code == 201
+    r = _render(api, "churn-api", namespace="ml", autoscaler="hpa")
+    assert r.status_code == 200, r.text
+    docs = [yaml.safe_load(text) for text in r.json()["files"].values()]
+    kinds = {d["kind"] for d in docs}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "NetworkPolicy", "ServiceMonitor"} <= kinds  # fmt: skip
+    assert all(d["metadata"]["namespace"] == "ml" for d in docs)
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    assert deployment["metadata"]["name"] == "churn-api-r1"
+
+
+def test_manifests_take_the_deployments_own_options(api: Api) -> None:
+    register(api)
+    create_on(api, scaling={"min_replicas": 0}, backend={"kind": "kubernetes", "namespace": "ml"})
+    docs = [yaml.safe_load(t) for t in _render(api, "churn-api").json()["files"].values()]
+    assert "ScaledObject" in {d["kind"] for d in docs}
+    assert {d["metadata"]["namespace"] for d in docs} == {"ml"}
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "fragment"),
+    [
+        ({"autoscaler": "hpa"}, 400, "cannot scale to zero"),
+        ({"kind": "ray"}, 400, "kind"),
+        ({"image": "not an image"}, 400, "image"),
+    ],
+)
+def test_bad_render_options_are_400s(
+    api: Api, params: dict[str, str], status: int, fragment: str
+) -> None:
+    register(api)
+    create_on(api, scaling={"min_replicas": 0})
+    r = _render(api, "churn-api", **params)
+    assert r.status_code == status, r.text
+    assert fragment in r.json()["message"]
+
+
+def test_rendering_a_deployment_that_does_not_exist_is_404(api: Api) -> None:
+    assert _render(api, "nope").status_code == 404

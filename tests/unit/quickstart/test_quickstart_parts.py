@@ -83,7 +83,7 @@ def test_the_result_is_plain_json() -> None:
 
 
 def test_a_failure_names_its_step() -> None:
-    assert str(QuickstartFailed(3, "boom")) == "step 3/10 (train candidates) failed: boom"
+    assert str(QuickstartFailed(3, "boom")) == "step 3/11 (train candidates) failed: boom"
 
 
 def test_event_lines_show_the_direction_of_a_scaling_decision() -> None:

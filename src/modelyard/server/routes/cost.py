@@ -1,14 +1,19 @@
 """/api/v1 cost routes: reports (per project, across the caller's projects, per
-deployment), right-sizing hints and cost-allocation tags."""
+deployment), right-sizing hints (and applying one as a new revision) and cost-allocation
+tags."""
 
 from __future__ import annotations
 
 from fastapi import Depends, Query, Request
+from pydantic import Field
 
 from modelyard.auth import AUTHENTICATED, PROJECT_ADMIN, PROJECT_EDITOR, PROJECT_VIEWER, Principal
+from modelyard.core.deployments import Deployment, RuntimeSettings
+from modelyard.deploy.service import DeploymentService, RolloutRequest
 from modelyard.server._context import app_context
 from modelyard.server._cost_schemas import TagsIn, TagsOut
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
+from modelyard.server._schemas import Input
 
 api = ApiRouter("/api/v1", tags=["cost"])
 _P = "/projects/{project}/cost"
@@ -78,6 +83,57 @@ def rightsize(
     caller: Principal = Depends(current_principal),
 ) -> dict[str, object]:
     return app_context(request).cost.rightsize(caller, project, name, window=window)
+
+
+class RightsizeApply(Input):
+    """Which hint to apply: over ``window``, of ``revision`` (the stable one; None: it)."""
+
+    window: str = Field(default="7d", max_length=32)
+    revision: int | None = Field(default=None, ge=1)
+
+
+class _RollingUpdate:
+    """``DeploymentService.update`` as a :class:`~modelyard.cost.service.SettingsRollout`:
+    new runtime settings, rolled out ``rolling``, with the caller's own permissions."""
+
+    def __init__(self, deployments: DeploymentService) -> None:
+        self._deployments = deployments
+
+    def __call__(
+        self, caller: Principal, project: str, name: str, settings: RuntimeSettings
+    ) -> Deployment:
+        rollout = RolloutRequest(strategy="rolling")
+        view = self._deployments.update(caller, project, name, rollout=rollout, settings=settings)
+        return view.deployment
+
+
+@api.route(
+    "POST",
+    _P + "/deployments/{name}/rightsize",
+    permission=PROJECT_EDITOR,
+    action="cost.rightsize_apply",
+)
+def apply_rightsize(
+    project: str,
+    name: str,
+    request: Request,
+    body: RightsizeApply | None = None,
+    caller: Principal = Depends(current_principal),
+) -> dict[str, object]:
+    """Apply the stable revision's right-sizing hint: a new revision of the same model
+    version with the suggested CPU and memory, rolled out ``rolling``. 409 when the
+    verdict is "no data" or "right-sized", or a rollout is in progress."""
+    body = body or RightsizeApply()
+    set_audit_target(request, f"deployment:{name} rightsize")
+    ctx = app_context(request)
+    return ctx.cost.apply_rightsize(
+        caller,
+        project,
+        name,
+        _RollingUpdate(ctx.deployments),
+        window=body.window,
+        revision=body.revision,
+    )
 
 
 @api.route("GET", _P + "/tags", permission=PROJECT_VIEWER, action="cost.tags")

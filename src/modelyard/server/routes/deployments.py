@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import Depends, Query, Request
 
 from modelyard.auth import PROJECT_EDITOR, PROJECT_VIEWER, Principal
+from modelyard.core.backends import BackendSpec
 from modelyard.core.deployments import ScalingConfig
 from modelyard.deploy.service import RolloutRequest
 from modelyard.server._context import app_context
@@ -13,6 +16,7 @@ from modelyard.server._deploy_schemas import (
     DeploymentOut,
     DeploymentUpdate,
     EventOut,
+    ManifestsOut,
     ShadowSet,
     TrafficSet,
 )
@@ -33,6 +37,7 @@ def create_deployment(
     view = app_context(request).deployments.create(
         caller, project, body.name, body.model, config,
         body.runtime.settings() if body.runtime is not None else None,
+        body.backend.spec() if body.backend is not None else None,
     )  # fmt: skip
     return DeploymentOut.of(view)
 
@@ -49,6 +54,24 @@ def get_deployment(
     project: str, name: str, request: Request, caller: Principal = Depends(current_principal)
 ) -> DeploymentOut:
     return DeploymentOut.of(app_context(request).deployments.get(caller, project, name))
+
+
+@api.route("GET", "/{name}/manifests", permission=PROJECT_VIEWER, action="deployment.render")
+def render_deployment(
+    project: str,
+    name: str,
+    request: Request,
+    kind: Literal["kubernetes"] = Query(default="kubernetes"),
+    namespace: str = Query(default="", max_length=63),
+    autoscaler: Literal["", "hpa", "keda", "knative"] = Query(default=""),
+    image: str = Query(default="", max_length=512),
+    caller: Principal = Depends(current_principal),
+) -> ManifestsOut:
+    """The manifests that would run the deployment on ``kind`` (reviewable, GitOps);
+    options left empty come from the deployment's own backend, then the defaults."""
+    overrides = BackendSpec(kind=kind, namespace=namespace, autoscaler=autoscaler, image=image)
+    files = app_context(request).deployments.render(caller, project, name, overrides)
+    return ManifestsOut(files=files)
 
 
 @api.route("PATCH", "/{name}", permission=PROJECT_EDITOR, action="deployment.update")

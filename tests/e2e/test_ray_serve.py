@@ -7,9 +7,13 @@ SQLite store and file blob store is applied, served through Serve's HTTP proxy (
 across both nodes, survives the loss of the worker node with 0 failed requests (each
 request retried with backoff), is rolled out to a second revision and rolled back, and
 removed. A second, deliberately slow model shows requests caught on a lost node being
-sent again by the ingress. Without a cluster (not marked slow): what a replica does with
-a shipped package (unpack, verify, answer through the runtime's ASGI app), connection
-errors, and the decisions (weights, Serve options, status mapping) as pure functions.
+sent again by the ingress, and both autoscalers scaling out on their own under sustained
+load: Serve's (``--autoscaler serve``, on its own ongoing-request metrics) and
+modelyard's (``--autoscaler modelyard``: the real orchestrated controller fed by the
+ingress's counters that ``observe`` reads). Without a cluster (not marked slow): what a
+replica does with a shipped package (unpack, verify, answer through the runtime's ASGI
+app), connection errors, and the decisions (weights, Serve options, status mapping) as
+pure functions.
 
 Nothing here asserts a duration; ``wait_for`` deadlines are only guards against a hang.
 """
@@ -37,10 +41,17 @@ from ray_support import RAY_MARKS, restore_nodes, wait_for
 from modelyard.artifacts import BlobStore, FileBlobStore
 from modelyard.core.backends import BackendSpec
 from modelyard.core.clock import FakeClock
-from modelyard.core.deployments import Deployment, Revision, RuntimeSettings, ScalingConfig
+from modelyard.core.deployments import (
+    Deployment,
+    Revision,
+    RevisionDraft,
+    RuntimeSettings,
+    ScalingConfig,
+)
 from modelyard.core.entities import ArtifactEntry
 from modelyard.core.errors import Conflict, IntegrityError, InvalidInput
 from modelyard.deploy._backend import Observed, RevisionTarget
+from modelyard.deploy._orchestrated import OrchestratedController
 from modelyard.deploy._ray_app import call_asgi, pack, unpack
 from modelyard.deploy._ray_backend import RayServeBackend, import_serve
 from modelyard.deploy._ray_plan import (
@@ -449,6 +460,150 @@ def test_serve_autoscaling_is_deployed_from_the_scaling_config(world: World) -> 
         assert (auto["upscale_delay_s"], auto["downscale_delay_s"]) == (6.0, 90.0)
         status, _, answer = call(world.url_of("auto"), "POST", "/invocations", invocations_body())
         assert status == 200, answer
+    finally:
+        world.backend.remove(dep)
+
+
+# --- autoscaling under load: Serve's own, and modelyard's --------------------------------
+
+BUSY_BODY = {"dataframe_split": {"columns": ["f0", "f1"], "data": [[0.0, 1.0]]}}
+BUSY_SETTINGS = RuntimeSettings(cpu=0.25, memory_mb=256)
+BUSY_WORKERS = 6  # clients sending back to back: about 6 requests always in flight
+
+
+@pytest.fixture(scope="module")
+def busy(world: World) -> int:
+    """Model ``busy`` (100 ms a call, so requests stay in flight): its version."""
+    package = write_python_package(world.root / "busy", SlowModel(0.1), n_columns=2)
+    return register(world.store, world.blobs, package, model="busy")
+
+
+def busy_load(world: World, name: str) -> Load:
+    return Load(world.url_of(name), BUSY_WORKERS, [("/invocations", lambda: BUSY_BODY)])
+
+
+def ready_count(seen: Observed, revision: int = 1) -> int:
+    return sum(1 for r in seen.replicas if r.revision == revision and r.state == "ready")
+
+
+@on_cluster
+def test_serves_own_autoscaler_scales_out_under_sustained_load(world: World, busy: int) -> None:
+    """``--autoscaler serve``: Serve decides, on its own ongoing-request metrics (6
+    clients, 1 per replica wanted, at most 3), and ``observe`` shows the replicas it
+    added, with the ingress's load beside them."""
+    restore_nodes(world.cluster, live=2)
+    rev = replace(revision(1, busy, model="busy"), settings=BUSY_SETTINGS)
+    dep = replace(
+        make_deployment(
+            world.cluster.address,
+            rev,
+            name="busy-serve",
+            target_concurrency=1.0,
+            panic_window_s=1.0,  # Serve's upscale_delay_s
+            stable_window_s=300.0,  # its downscale_delay_s: no scale-down within the test
+        ),
+        backend=BackendSpec(kind="ray", address=world.cluster.address, autoscaler="serve"),
+    )
+    try:
+        world.backend.apply(dep, [RevisionTarget(rev, 100, 1, 3)])
+        rolled_out(world, dep, ready=1)
+        loads: list[int] = []
+
+        def scaled_out() -> Observed | None:
+            seen = world.backend.observe(dep)
+            if seen.load is not None:
+                loads.append(seen.load[1].in_flight)
+            if ready_count(seen) >= 3:
+                return seen
+            time.sleep(0.5)
+            return None
+
+        with busy_load(world, "busy-serve") as load:
+            wait_for("load to flow", lambda: load.served() >= 20 or None, 60)
+            started = time.monotonic()
+            seen = wait_for("Serve to scale busy-serve out on its own", scaled_out, 120)
+            took = time.monotonic() - started
+        tally = load.tally
+        rev1 = serve_details()["applications"]["default-busy-serve"]["deployments"]["rev-1"]
+        print(
+            f"Serve's autoscaler: 1 -> {ready_count(seen)} ready {took:.1f} s after the load"
+            f" started; target {rev1['target_num_replicas']}; {tally.ok} ok, {tally.failed}"
+            f" failed; in flight at the ingress per observe: {loads}"
+        )
+        assert tally.failed == 0, tally.errors[:5]
+        assert rev1["target_num_replicas"] == 3
+        assert seen.load is not None
+        assert seen.load[1].arrivals >= 20
+        assert max(loads) > 1  # the ingress saw the concurrency Serve scaled on
+    finally:
+        world.backend.remove(dep)
+
+
+@on_cluster
+def test_modelyards_autoscaler_scales_out_on_the_ingress_load_and_back_when_idle(
+    world: World, busy: int
+) -> None:
+    """``--autoscaler modelyard``: the real orchestrated controller, its passes run here,
+    reads the load through ``observe`` (every ingress replica's counters), ticks the KPA
+    policy and applies the count it decides: out under load, back to one replica once
+    the load has stopped for a stable window (10 s here)."""
+    restore_nodes(world.cluster, live=2)
+    config = ScalingConfig(
+        min_replicas=1, max_replicas=3, target_concurrency=1.0, stable_window_s=10.0
+    )
+    draft = RevisionDraft("busy", busy, f"models:/busy/{busy}", BUSY_SETTINGS, weight=100)
+    spec = BackendSpec(kind="ray", address=world.cluster.address, autoscaler="modelyard")
+    dep = world.store.deployments.create("default", "busy-ours", config, draft, "t", backend=spec)
+    ctl = OrchestratedController(world.store, {"ray": lambda _spec: world.backend})
+
+    def passes_until(what: str, ready: int, timeout_s: float) -> float:
+        """Run controller passes until the records show exactly ``ready`` replicas, all
+        ready; the seconds it took."""
+        started = time.monotonic()
+
+        def probe() -> bool | None:
+            ctl.run_once()
+            records = world.store.deployments.replicas(dep.id, active_only=True)
+            if len(records) == ready and all(r.state == "ready" for r in records):
+                return True
+            time.sleep(0.5)
+            return None
+
+        wait_for(what, probe, timeout_s)
+        return time.monotonic() - started
+
+    try:
+        passes_until("revision 1 to run one replica", 1, 120)
+        with busy_load(world, "busy-ours") as load:
+            wait_for("load to flow", lambda: load.served() >= 20 or None, 60)
+            up_s = passes_until("modelyard to scale busy-ours out", 3, 120)
+            seen = world.backend.observe(dep)
+        tally = load.tally
+        down_s = passes_until("modelyard to scale busy-ours back in", 1, 120)
+        scale = world.store.deployments.events(dep.id, kind="scale")
+        applied = [
+            e.message
+            for e in world.store.deployments.events(dep.id, kind="orchestrator")
+            if e.message.startswith("applied")
+        ]
+        print(
+            f"modelyard's autoscaler: 3 ready {up_s:.1f} s after the load flowed, back to 1"
+            f" {down_s:.1f} s after it stopped; {tally.ok} ok, {tally.failed} failed;"
+            f" replicas per node {dict(Counter(r.node[:8] for r in seen.replicas))};"
+            f" scale events: {[(e.message, e.data.get('mean_concurrency')) for e in scale]};"
+            f" {applied}"
+        )
+        assert tally.failed == 0, tally.errors[:5]
+        assert ready_count(seen) == 3
+        decided = [e for e in scale if "desired" in e.data and "mean_concurrency" in e.data]
+        up = next(e for e in decided if e.data["desired"] == 3)
+        assert up.data["mean_concurrency"] > 1.0  # the ingress's time integral, per tick
+        assert up.data["arrivals"] > 0
+        down = decided[-1]
+        assert (down.data["desired"], down.data["in_flight"]) == (1, 0)
+        assert decided.index(up) < decided.index(down)
+        assert "revision 1 (100%, 3 replica(s))" in applied[-2]
+        assert applied[-1].endswith("revision 1 (100%, 1 replica(s))")
     finally:
         world.backend.remove(dep)
 

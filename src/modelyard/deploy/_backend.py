@@ -14,11 +14,14 @@ restarted server can adopt replicas a previous one launched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from modelyard.core.deployments import Deployment, Replica, ReplicaState, Revision
+
+if TYPE_CHECKING:  # only a type here: signals pulls in the autoscale package (numpy)
+    from modelyard.deploy.signals import RevisionCounters
 
 
 @dataclass(frozen=True)
@@ -159,12 +162,21 @@ class Observed:
             its desired replicas ready and no old replica is left).
         endpoint: Where clients send requests (a Service URL, the Serve route), if any.
         message: A one-line status from the orchestrator (``waiting for rollout …``).
+        load: The load each revision got, by revision number, as the cumulative counters
+            the local gateway keeps (:class:`~modelyard.deploy.signals.RevisionCounters`:
+            arrivals, completions, errors, service times, the time integral of requests
+            in flight, and those in flight now, stamped with ``now_s`` on one clock per
+            backend), so modelyard's own autoscaler is fed on an orchestrator exactly as
+            behind the gateway: the controller diffs consecutive samples. None when the
+            backend has no load signal (Kubernetes: its HPA, KEDA or Knative scale) or
+            could not read it this time; the controller then holds its last count.
     """
 
     replicas: tuple[ObservedReplica, ...]
     rolled_out: bool
     endpoint: str | None = None
     message: str = ""
+    load: Mapping[int, RevisionCounters] | None = None
 
 
 class OrchestratorBackend(Protocol):

@@ -9,10 +9,13 @@ One thread inside ``modelyard server``, beside the local controller
    it is ready, or failed when every replica of it failed with a reason;
 2. steps an active rollout (:func:`~modelyard.deploy._orchestrated_rollout.orchestrated_step`:
    canary weights by replica health, rolling by the orchestrator's own rollout);
-3. derives the targets from the desired state
+3. with ``--autoscaler modelyard``, ticks each serving revision's autoscaler on the
+   observed load (:class:`~modelyard.deploy._orchestrated_scaling.OrchestratedScalers`,
+   the local controller's policies fed from ``Observed.load``);
+4. derives the targets from the desired state and those counts
    (:func:`~modelyard.deploy._orchestrated_targets.targets_for`) and calls ``apply`` when
    they (or the deployment's generation) changed since the last successful apply;
-4. a deployment being deleted is ``remove``d from the orchestrator, then purged.
+5. a deployment being deleted is ``remove``d from the orchestrator, then purged.
 
 The orchestrator is reached only through
 :class:`~modelyard.deploy._backend.OrchestratorBackend`, one per backend spec, made by the
@@ -50,8 +53,10 @@ from modelyard.deploy._orchestrated_replicas import (
     replica_changes,
 )
 from modelyard.deploy._orchestrated_rollout import OrchestratedView, orchestrated_step
+from modelyard.deploy._orchestrated_scaling import OrchestratedScalers
 from modelyard.deploy._orchestrated_targets import (
     describe_targets,
+    modelyard_scales,
     takes_all_traffic,
     targets_for,
 )
@@ -75,7 +80,6 @@ class _Track:
     applied: tuple[int, tuple[RevisionTarget, ...]] | None = None
     troubles: dict[str, Trouble] = field(default_factory=dict)
     ended: set[str] | None = None  # ids of its ended records the orchestrator still reports
-    said_replicas: dict[int, int] = field(default_factory=dict)
     endpoint: str | None = None
 
     @property
@@ -93,7 +97,8 @@ class OrchestratedController:
             :class:`~modelyard.core.backends.BackendSpec`
             (:func:`~modelyard.deploy._orchestrated_calls.default_backend_factories` in
             ``modelyard server``).
-        clock: ``now`` for records and rollout steps, ``monotonic`` for retries.
+        clock: ``now`` for records and rollout steps, ``monotonic`` for retries and
+            for the autoscalers' ticks.
         loop_s: the pass interval.
     """
 
@@ -110,6 +115,7 @@ class OrchestratedController:
         self._clock = clock or SystemClock()
         self._loop_s = loop_s
         self._rollouts = Rollouts(self._repo, self._clock)
+        self._scalers = OrchestratedScalers(self._clock)
         self._backends: dict[str, OrchestratorBackend] = {}  # by backend kind
         self._tracks: dict[int, _Track] = {}
         self._stop = threading.Event()
@@ -149,6 +155,7 @@ class OrchestratedController:
         deployments = orchestrated_deployments(self._repo.list_all())
         for gone in set(self._tracks) - {d.id for d in deployments}:
             del self._tracks[gone]
+            self._scalers.forget(gone)
         for dep in deployments:
             track = self._tracks.setdefault(dep.id, _Track(dep.id))
             p = Pass()
@@ -171,10 +178,14 @@ class OrchestratedController:
             self._delete(dep, backend, track, p)
             return
         observed = self._call(track, "observe", p, lambda: backend.observe(dep))
+        records: list[Replica] | None = None
         if isinstance(observed, Observed):
-            dep = self._observed(dep, observed, track, p)
-        targets = targets_for(dep)
-        self._scale_events(dep, targets, track, p)
+            dep, records = self._observed(dep, observed, track, p)
+        decided: dict[int, int] = {}
+        if modelyard_scales(dep.backend, dep.config.min_replicas):
+            load = observed.load if isinstance(observed, Observed) else None
+            decided = self._scalers.decide(dep, records, load, p)
+        targets = targets_for(dep, decided=decided)
         key = (dep.generation, targets)
         if track.applied != key:
             result = self._call(track, "apply", p, lambda: backend.apply(dep, targets), key)
@@ -183,15 +194,18 @@ class OrchestratedController:
                 message = f"applied to {dep.backend.kind}: {describe_targets(targets)}"
                 p.events.append(EventDraft("orchestrator", message, None, _targets_data(targets)))
 
-    def _observed(self, dep: Deployment, observed: Observed, track: _Track, p: Pass) -> Deployment:
-        """Records, revision states and the rollout step from one observation."""
+    def _observed(
+        self, dep: Deployment, observed: Observed, track: _Track, p: Pass
+    ) -> tuple[Deployment, list[Replica]]:
+        """Records, revision states and the rollout step from one observation; the
+        deployment after them, and its active replica records."""
         live = self._sync_replicas(dep, observed, track, p)
         if observed.endpoint and observed.endpoint != track.endpoint:
             track.endpoint = observed.endpoint
             p.events.append(EventDraft("orchestrator", f"serving at {observed.endpoint}"))
         p.failed_revisions.update(failed_revisions(dep, observed.replicas))
         dep = self._rollouts.revision_states(dep, live, p)
-        return self._advance_rollout(dep, observed, track)
+        return self._advance_rollout(dep, observed, track), live
 
     # --- replica records ------------------------------------------------------------
 
@@ -278,23 +292,7 @@ class OrchestratedController:
         new, _ = self._repo.change(dep.id, change)
         return new
 
-    # --- scaling, deletion, backends --------------------------------------------------
-
-    def _scale_events(
-        self, dep: Deployment, targets: tuple[RevisionTarget, ...], track: _Track, p: Pass
-    ) -> None:
-        """Say what modelyard's own autoscaler holds on an orchestrator, when it changes."""
-        for t in targets:
-            n = t.revision.number
-            if t.replicas is None or track.said_replicas.get(n) == t.replicas:
-                continue
-            track.said_replicas[n] = t.replicas
-            message = (
-                f"holding {t.replicas} replica(s): {dep.backend.kind} reports no load signal "
-                "to modelyard's autoscaler, so it keeps min_replicas (at least one)"
-            )
-            data = {"desired": t.replicas, "min": t.min_replicas, "max": t.max_replicas}
-            p.events.append(EventDraft("scale", message, n, data))
+    # --- deletion, backends -----------------------------------------------------------
 
     def _delete(
         self, dep: Deployment, backend: OrchestratorBackend, track: _Track, p: Pass
@@ -312,6 +310,7 @@ class OrchestratedController:
         self._write_events(dep, p)
         self._repo.purge(dep.id)
         self._tracks.pop(dep.id, None)
+        self._scalers.forget(dep.id)
 
     def _backend_for(self, dep: Deployment, track: _Track, p: Pass) -> OrchestratorBackend | None:
         """The backend of the deployment's kind, built on first use by the kind's

@@ -2,8 +2,9 @@
 
 The orchestrator runs and replaces the replicas; modelyard still owns the traffic split
 and the rollout record. Unlike :func:`~modelyard.deploy._rollout.advance` (local
-replicas behind the gateway), there are no request counts or latencies to judge: the
-gate is replica health only. The step type is the local one,
+replicas behind the gateway), the gate is replica health only: Kubernetes reports no
+request counts or latencies, and the Ray ingress's counts (``Observed.load``) feed only
+the autoscaler so far. The step type is the local one,
 :class:`~modelyard.deploy._rollout.RolloutStep` (``pins`` stay empty).
 """
 
@@ -42,8 +43,8 @@ class OrchestratedView:
 def orchestrated_step(rollout: Rollout, view: OrchestratedView, kind: str) -> RolloutStep:
     """The next step of an active rollout whose replicas ``kind`` runs.
 
-    The gate is replica health only: an orchestrator reports no request counts or
-    latencies, so there is no error-rate or p99 window as for local replicas.
+    The gate is replica health only (see the module docstring), so there is no
+    error-rate or p99 window as for local replicas.
 
     - A failed target revision ends the rollout ``rolled_back`` (traffic to stable).
     - ``canary``: once the target has a ready replica, traffic walks ``steps``, one step

@@ -8,7 +8,7 @@ controller (:mod:`modelyard.deploy._orchestrated`) hands to
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from modelyard.core.backends import BackendSpec
 from modelyard.core.deployments import Deployment, ScalingConfig
@@ -34,18 +34,28 @@ def autoscaler_of(spec: BackendSpec, min_replicas: int) -> str:
     return "modelyard"
 
 
-def held_replicas(config: ScalingConfig) -> int:
-    """The count modelyard's own autoscaler keeps on an orchestrator.
+def modelyard_scales(spec: BackendSpec, min_replicas: int) -> bool:
+    """Whether modelyard's own autoscaler decides the replica counts (``--autoscaler
+    modelyard``, Ray only) rather than the orchestrator's."""
+    return autoscaler_of(spec, min_replicas) not in ORCHESTRATOR_AUTOSCALERS
 
-    :class:`~modelyard.deploy._backend.Observed` carries no load signal (no in-flight
-    or arrival counts), so the policy has nothing to decide on: it holds
-    ``min_replicas``, and at least one, because nothing could wake a revision scaled to
-    zero (no gateway holds its requests).
+
+def held_replicas(config: ScalingConfig) -> int:
+    """The count modelyard's own autoscaler keeps on an orchestrator before it has
+    decided (no load signal yet): ``min_replicas``, and at least one.
+
+    Never zero: on Ray the ingress forwards a request straight to its revision's
+    replicas, and no part of modelyard holds it while one starts (the local gateway
+    does), so a revision at zero would have nothing to wake it with.
     """
     return min(max(config.min_replicas, 1), config.max_replicas)
 
 
-def targets_for(dep: Deployment, spec: BackendSpec | None = None) -> tuple[RevisionTarget, ...]:
+def targets_for(
+    dep: Deployment,
+    spec: BackendSpec | None = None,
+    decided: Mapping[int, int] | None = None,
+) -> tuple[RevisionTarget, ...]:
     """What the orchestrator should run for ``dep``, by revision number.
 
     Revisions with traffic, plus an active rollout's target and stable revisions (at
@@ -58,7 +68,9 @@ def targets_for(dep: Deployment, spec: BackendSpec | None = None) -> tuple[Revis
     whose traffic was not moved yet), the rest are scaled to sum to 100 again, as the
     :class:`RevisionTarget` contract asks. Bounds come from ``dep.config``; a revision
     not proven yet (pending) or without traffic keeps at least one replica. ``replicas``
-    is None when the orchestrator's autoscaler decides, else :func:`held_replicas`.
+    is None when the orchestrator's autoscaler decides; with modelyard's own, it is the
+    count ``decided`` gives the revision (by the orchestrated controller's autoscalers),
+    else :func:`held_replicas`, within the target's bounds and never below one.
     ``spec`` (the deployment's own backend when None) picks the autoscaler: ``deploy
     render`` renders for a backend the deployment may not use.
     """
@@ -66,7 +78,8 @@ def targets_for(dep: Deployment, spec: BackendSpec | None = None) -> tuple[Revis
         return ()
     config = dep.config
     backend = spec if spec is not None else dep.backend
-    ours = autoscaler_of(backend, config.min_replicas) not in ORCHESTRATOR_AUTOSCALERS
+    ours = modelyard_scales(backend, config.min_replicas)
+    counts = decided or {}
     ro = dep.rollout
     in_rollout = {ro.target, ro.stable} if ro is not None and ro.active else set()
     chosen = [
@@ -82,7 +95,10 @@ def targets_for(dep: Deployment, spec: BackendSpec | None = None) -> tuple[Revis
         if rev.state == "pending" or weight == 0:
             low = max(low, 1)
         high = max(config.max_replicas, low)
-        replicas = min(max(held_replicas(config), low), high) if ours else None
+        replicas = None
+        if ours:
+            wanted = counts.get(rev.number, held_replicas(config))
+            replicas = min(max(wanted, low, 1), high)
         targets.append(RevisionTarget(rev, weight, low, high, replicas))
     return tuple(targets)
 

@@ -12,7 +12,11 @@
   ``DeploymentHandle``. Its routes come from ``user_config``, so a weight change
   reconfigures running ingress replicas instead of restarting them. A request whose
   revision replica died under it (its node was lost) is sent once more, to a live one:
-  predictions have no side effects.
+  predictions have no side effects. Every request it routes is counted for its revision
+  with the local gateway's counters (:class:`~modelyard.gateway.stats.RevisionStats`:
+  arrivals, in flight, the time integral of in flight, service times, errors, latency);
+  :meth:`Ingress.record_routing_stats` reports them, and the backend reads that from
+  every ingress replica as the load signal of modelyard's own autoscaler.
 
 Serve calls these classes; modelyard's driver never does (it only names them).
 """
@@ -27,13 +31,15 @@ import random
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from modelyard.deploy._ray_plan import ROUTES_KEY, choose
+from modelyard.deploy._ray_plan import ROUTES_KEY, choose, revision_number
+from modelyard.gateway.stats import RevisionStats
 from modelyard.serving.embedded import EmbeddedApp, load_app
 from modelyard.serving.options import RuntimeOptions
 from modelyard.serving.server import ResolvedModel
@@ -218,6 +224,10 @@ class Ingress:
         self._routes: list[list[Any]] = []
         self._handles: dict[str, Any] = {}
         self._router = Router(self)
+        # Per revision number, cumulative since this replica started. Requests, Serve's
+        # reconfigure and the stats hook all run on the replica's one user-code event
+        # loop, so the counters need no lock (as in the gateway).
+        self._stats: dict[int, RevisionStats] = {}
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Serve's in-place update: the new routing table ``[[deployment, weight]]``."""
@@ -234,6 +244,30 @@ class Ingress:
     def pick(self, exclude: str | None = None) -> str | None:
         """A revision for the next request (another one than ``exclude`` if possible)."""
         return choose(self._routes, random.random(), avoid=exclude)
+
+    def stats_for(self, name: str) -> RevisionStats:
+        """The counters of revision deployment ``name`` (``rev-<n>``), made on first use."""
+        number = revision_number(name)
+        key = -1 if number is None else number
+        stats = self._stats.get(key)
+        if stats is None:
+            stats = self._stats[key] = RevisionStats(time.monotonic())
+        return stats
+
+    async def record_routing_stats(self) -> dict[str, Any]:
+        """This replica's counters per revision: ``{"now_s": …, "revisions": {"<n>":
+        counters}}``, each in the gateway's stats API form with ``load_area`` accrued up
+        to ``now_s`` (this process's monotonic clock).
+
+        Serve's per-replica stats hook: the backend calls it on every ingress replica
+        actor (:data:`~modelyard.deploy._ray_plan.LOAD_METHOD`); Serve also calls it
+        every 10 s and hands the result to request routers, which ignore it. A
+        coroutine, so Serve runs it on the event loop that routes the requests (a plain
+        method may run on a thread beside it while the counters change).
+        """
+        now = time.monotonic()
+        revisions = {str(n): s.to_json(now) for n, s in sorted(self._stats.items()) if n >= 0}
+        return {"now_s": now, "revisions": revisions}
 
     def handle(self, name: str) -> Any:
         """The handle of revision deployment ``name`` (made once, then reused)."""
@@ -275,14 +309,34 @@ class Router:
             return
         headers = [(bytes(k), bytes(v)) for k, v in scope.get("headers", [])]
         request: Request = (scope["method"], path, scope.get("query_string", b""), headers, body)
-        status, out_headers, out_body, chosen = await self._forward(request)
-        if chosen is not None:
-            out_headers = [*out_headers, (REVISION_HEADER, chosen.encode())]
+        chosen = self.ingress.pick()
+        if chosen is None:
+            await _send_error(send, 503, "no revision of this deployment is routed yet")
+            return
+        # Counted for the revision first chosen (a re-sent request stays its), as the
+        # gateway counts: arrival, in flight until answered, then the answer.
+        stats = self.ingress.stats_for(chosen)
+        start = time.monotonic()
+        stats.arrivals += 1
+        stats.add_in_flight(1, start)
+        status = 499  # the caller went away (the request was cancelled) before an answer
+        try:
+            status, out_headers, out_body, answered = await self._forward(request, chosen)
+        finally:
+            end = time.monotonic()
+            stats.add_in_flight(-1, end)
+            stats.complete(status, end - start)
+        if answered is not None:
+            stats.observe_service(answered[1])
+            out_headers = [*out_headers, (REVISION_HEADER, answered[0].encode())]
         await _send(send, status, out_headers, out_body)
 
     async def _forward(
-        self, request: Request
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, str | None]:
+        self, request: Request, chosen: str
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, tuple[str, float] | None]:
+        """Send ``request`` to revision ``chosen`` (once more, elsewhere, if its replica
+        was lost under it). The last item: the revision number that answered and how
+        long its replica took, or None when the answer is the ingress's own error."""
         from ray import exceptions as rex
         from ray.serve.exceptions import ReplicaUnavailableError
 
@@ -293,15 +347,14 @@ class Router:
             ReplicaUnavailableError,
         )
         ingress = self.ingress
-        chosen = ingress.pick()
-        if chosen is None:
-            return (*_error(503, "no revision of this deployment is routed yet"), None)
         for attempt in (1, 2):
+            sent = time.monotonic()
             try:
                 status, headers, body = await ingress.handle(chosen).remote(request)
                 if attempt == 2:
                     headers = [*headers, (RESENT_HEADER, b"1")]
-                return status, headers, body, chosen.removeprefix("rev-")
+                took = (chosen.removeprefix("rev-"), time.monotonic() - sent)
+                return status, headers, body, took
             except lost as exc:
                 reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
                 if attempt == 2:

@@ -28,14 +28,23 @@ backend pins each deployment's version to a hash of what its replicas are built 
 autoscaling and routes in place and restarts only what really changed. Ray removed
 ``version`` from the public ``options``; the backend sets it through the internal flag
 and, if a future Ray refuses that, deploys unpinned (replicas then restart on apply).
+
+Load: ``observe`` also asks every running ingress replica for its request counters
+(through Serve's per-replica stats hook, on the replica actor by name, at most
+:data:`LOAD_TIMEOUT_S`) and sums them per revision into ``Observed.load``
+(:func:`~modelyard.deploy._ray_plan.accumulate`, stamped with this backend's monotonic
+clock): the signal modelyard's own autoscaler scales on. A replica that does not answer
+in time is left out of this read; none answering means no signal this time (None).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,26 +57,37 @@ from modelyard.deploy._ray_plan import (
     INGRESS_ACTOR_OPTIONS,
     INGRESS_MAX_ONGOING,
     INGRESS_REPLICAS,
+    LOAD_METHOD,
     ROUTES_KEY,
+    SERVE_ACTOR_NAMESPACE,
+    LoadBook,
+    accumulate,
     actor_options,
     app_name,
     code_version,
+    ingress_actors,
+    load_of,
     max_ongoing,
     observe,
     package_key,
+    parse_report,
     revision_deployment,
     revision_spec,
     route_prefix,
+    routed_revisions,
     routes,
     scaling_options,
 )
 from modelyard.deploy._replicas import Package
+from modelyard.deploy.signals import RevisionCounters
 
 logger = logging.getLogger("modelyard.deploy")
 
 KV_NAMESPACE = "modelyard"
 RAY_NAMESPACE = "modelyard"
 PROBE_TIMEOUT_S = 3.0
+# How long ``observe`` waits for the ingress replicas' load reports (a pass is 2 s).
+LOAD_TIMEOUT_S = 1.0
 # Ray's GCS refuses values near its gRPC message limit (512 MiB); stay well below.
 MAX_PACKAGE_BYTES = 400 * 1024 * 1024
 
@@ -95,6 +115,7 @@ class RayServeBackend:
             (loopback by default; a proxy already running keeps its own).
         http_port: Its port.
         probe_timeout_s: How long an explicit address may take to accept a TCP connection.
+        clock: The monotonic clock that stamps the load counters ``observe`` reports.
     """
 
     def __init__(
@@ -104,6 +125,7 @@ class RayServeBackend:
         http_host: str = "127.0.0.1",
         http_port: int = 8000,
         probe_timeout_s: float = PROBE_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0 < http_port < 65536:
             raise InvalidInput(f"http_port must be in 1..65535, got {http_port}")
@@ -111,9 +133,11 @@ class RayServeBackend:
         self._http_host = http_host
         self._http_port = http_port
         self._probe_timeout_s = probe_timeout_s
+        self._clock = clock
         self._address: str | None = None
         self._owns_connection = False
         self._applied: dict[str, str] = {}  # application -> fingerprint of what was applied
+        self._load: dict[str, LoadBook] = {}  # application -> its ingress counters so far
 
     @classmethod
     def for_store(cls, store: Any, blobs: Any, home: Path, **options: Any) -> RayServeBackend:
@@ -202,14 +226,17 @@ class RayServeBackend:
         self._forget_packages(app, keep={spec["package_key"] for _, spec, _, _ in planned})
 
     def observe(self, deployment: Deployment) -> Observed:
-        """What Serve runs for the deployment (replicas with their nodes, rollout state).
+        """What Serve runs for the deployment (replicas with their nodes, rollout state)
+        and the load its ingress routed to each revision (see the module docstring).
 
         Raises:
             OSError: the cluster cannot be reached.
         """
         self._connect(deployment)
         details = self._details()
-        return observe(details, app_name(deployment), self._endpoint(details, deployment))
+        app = app_name(deployment)
+        seen = observe(details, app, self._endpoint(details, deployment))
+        return replace(seen, load=self._read_load(details, app))
 
     def remove(self, deployment: Deployment) -> None:
         """Delete the application (waits for its replicas to stop) and its packages."""
@@ -217,6 +244,7 @@ class RayServeBackend:
         serve = import_serve()
         app = app_name(deployment)
         self._applied.pop(app, None)
+        self._load.pop(app, None)
         if app in (self._details().get("applications") or {}):
             try:
                 serve.delete(app)
@@ -233,8 +261,27 @@ class RayServeBackend:
         self._owns_connection = False
         self._address = None
         self._applied.clear()
+        self._load.clear()
 
     # --- helpers -----------------------------------------------------------------------
+
+    def _read_load(
+        self, details: Mapping[str, Any], app: str
+    ) -> dict[int, RevisionCounters] | None:
+        """Every running ingress replica's counters, summed per routed revision; None
+        when no ingress replica runs or none answered within :data:`LOAD_TIMEOUT_S`."""
+        actors = ingress_actors(details, app)
+        if not actors:
+            self._load.pop(app, None)
+            return None
+        reports = _ask_ingress(actors)
+        if not reports:
+            return None
+        now = self._clock()
+        alive = {replica for replica, _ in actors}
+        book = accumulate(self._load.get(app, LoadBook()), reports, now, alive)
+        self._load[app] = book
+        return load_of(book, routed_revisions(details, app), now)
 
     def _connect(self, deployment: Deployment) -> None:
         spec = deployment.backend
@@ -321,6 +368,35 @@ class RayServeBackend:
             key = raw.decode() if isinstance(raw, bytes) else str(raw)
             if key not in keep:
                 _internal_kv_del(key, namespace=KV_NAMESPACE)
+
+
+def _ask_ingress(actors: Sequence[tuple[str, str]]) -> dict[str, dict[int, RevisionCounters]]:
+    """The load reports of the ingress replicas ``(replica id, actor name)`` that answer
+    within :data:`LOAD_TIMEOUT_S`, by replica id. One gone meanwhile, slow or failing is
+    left out: the load is a best-effort signal, and the next pass asks again."""
+    import ray
+
+    pending: dict[str, Any] = {}
+    for replica, name in actors:
+        try:
+            actor = ray.get_actor(name, namespace=SERVE_ACTOR_NAMESPACE)
+            pending[replica] = getattr(actor, LOAD_METHOD).remote()
+        except Exception as exc:  # replaced between the details and this call
+            logger.debug("ingress replica %s cannot be asked for its load: %r", replica, exc)
+    if not pending:
+        return {}
+    refs = list(pending.values())
+    done, _ = ray.wait(refs, num_returns=len(refs), timeout=LOAD_TIMEOUT_S)
+    finished = set(done)
+    reports: dict[str, dict[int, RevisionCounters]] = {}
+    for replica, ref in pending.items():
+        if ref not in finished:
+            continue
+        try:
+            reports[replica] = parse_report(ray.get(ref))
+        except Exception as exc:  # it died meanwhile, or answered something else
+            logger.debug("ingress replica %s did not report its load: %r", replica, exc)
+    return reports
 
 
 def import_serve() -> Any:

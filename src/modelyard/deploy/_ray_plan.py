@@ -2,7 +2,8 @@
 
 Everything that decides something is a plain function of values here, so it is tested
 without Ray (see ``tests/e2e/test_ray_serve.py``, whose property tests need no
-cluster); :mod:`modelyard.deploy._ray_backend` does the talking and
+cluster, and ``tests/unit/deploy/test_ray_load.py`` for the load signal);
+:mod:`modelyard.deploy._ray_backend` does the talking and
 :mod:`modelyard.deploy._ray_app` is the code that runs inside Ray.
 
 How a deployment maps onto Serve (``docs/ray-serve.md``): one application
@@ -12,6 +13,11 @@ revision (the model runtime). The ingress's ``user_config`` carries the routes
 (revision deployment, weight), so a weight change is a ``reconfigure`` of the running
 ingress replicas, and it is also the record of the last applied state that
 :func:`observe` compares with what runs.
+
+The load signal: every ingress replica counts, per revision, what it routed (the local
+gateway's counters, :class:`modelyard.gateway.stats.RevisionStats`); the backend reads
+each replica's report (:func:`parse_report`) and :func:`accumulate` sums them into
+counters that only grow, even when an ingress replica restarts or misses a read.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence, Set
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from modelyard.core.deployments import Deployment, ReplicaState, RuntimeSettings, ScalingConfig
 from modelyard.deploy._backend import Observed, ObservedReplica, RevisionTarget
+from modelyard.deploy.signals import RevisionCounters
 
 INGRESS = "ingress"
 # Two ingress replicas (no CPU reserved: they only forward) on the head node, beside
@@ -42,6 +49,13 @@ INGRESS_MAX_ONGOING = 1000
 # is given up after this many tries: Serve marks it DEPLOY_FAILED and we report it.
 CONSTRUCTOR_RETRIES = 3
 ROUTES_KEY = "routes"
+# Serve keeps its replica actors in this Ray namespace, under the ``actor_name`` its
+# details report; the backend calls the ingress's load report on each of them.
+SERVE_ACTOR_NAMESPACE = "serve"
+# The ingress method that reports its counters: Serve's per-replica stats hook (Serve
+# itself calls it every 10 s for request routers, which ignore ours), reachable on each
+# replica actor by name, unlike a handle call, which reaches one replica of Serve's choosing.
+LOAD_METHOD = "record_routing_stats"
 
 # Serve replica state -> ours. STOPPED replicas are gone (not reported).
 _REPLICA_STATES: Mapping[str, ReplicaState] = {
@@ -324,3 +338,147 @@ def _settled(info: Mapping[str, Any]) -> bool:
     running = sum(1 for s in states if s == "RUNNING")
     target = info.get("target_num_replicas")
     return running == len(states) and (target is None or running == int(target))
+
+
+# --- the load signal: ingress reports -> cumulative counters per revision ---------------
+
+
+def ingress_actors(details: Mapping[str, Any], app: str) -> list[tuple[str, str]]:
+    """``(replica id, actor name)`` of the application's running ingress replicas."""
+    application = (details.get("applications") or {}).get(app) or {}
+    ingress = (application.get("deployments") or {}).get(INGRESS) or {}
+    return [
+        (str(r.get("replica_id", "")), str(r["actor_name"]))
+        for r in ingress.get("replicas") or []
+        if _text(r.get("state")) == "RUNNING" and r.get("actor_name")
+    ]
+
+
+def routed_revisions(details: Mapping[str, Any], app: str) -> list[int]:
+    """The revision numbers in the ingress's routes (the last applied state)."""
+    application = (details.get("applications") or {}).get(app) or {}
+    ingress = (application.get("deployments") or {}).get(INGRESS) or {}
+    user_config = (ingress.get("deployment_config") or {}).get("user_config") or {}
+    numbers = (revision_number(str(row[0])) for row in user_config.get(ROUTES_KEY, []))
+    return sorted({n for n in numbers if n is not None})
+
+
+def parse_report(raw: Mapping[str, Any]) -> dict[int, RevisionCounters]:
+    """One ingress replica's report (``{"now_s": …, "revisions": {"<n>": counters}}``,
+    each as the gateway's stats API writes them) as counters by revision number."""
+    now_s = float(raw.get("now_s", 0.0))
+    return {
+        int(n): RevisionCounters.of(now_s, counters)
+        for n, counters in dict(raw.get("revisions") or {}).items()
+    }
+
+
+@dataclass(frozen=True)
+class LoadBook:
+    """What :func:`accumulate` carries from one read of an application's ingress to the
+    next.
+
+    Attributes:
+        last: each ingress replica's last report (by Serve replica id).
+        totals: the counters summed over every report so far, by revision; they only grow.
+    """
+
+    last: Mapping[str, Mapping[int, RevisionCounters]] = field(default_factory=dict)
+    totals: Mapping[int, RevisionCounters] = field(default_factory=dict)
+
+
+def accumulate(
+    book: LoadBook,
+    reports: Mapping[str, Mapping[int, RevisionCounters]],
+    now_s: float,
+    alive: Set[str] = frozenset(),
+) -> LoadBook:
+    """Add what each ingress replica counted since its last report to the totals.
+
+    A plain sum of the replicas' counters would drop when one replica restarts (its
+    counters start again from zero) and would then read, downstream, as a restart of the
+    whole signal. Here each replica's report is diffed against its own last one; a
+    replica seen for the first time, or whose counters went down (it restarted),
+    contributes all it counted. Requests in flight are not cumulative: they are the sum
+    of this read's reports. A replica that did not answer this time keeps its last
+    report while it is in ``alive`` (it is diffed against it when it answers again).
+
+    Args:
+        book: the state after the previous read.
+        reports: this read's reports, by ingress replica id.
+        now_s: the backend's clock: every total is stamped with it.
+        alive: ids of the ingress replicas Serve still runs.
+
+    Returns:
+        The new state; its ``totals`` cover every revision reported now or before.
+    """
+    sums: dict[int, RevisionCounters] = dict(book.totals)
+    in_flight: dict[int, int] = {}
+    queued: dict[int, int] = {}
+    for replica, report in reports.items():
+        before = book.last.get(replica, {})
+        for n, cur in report.items():
+            prev = before.get(n)
+            delta = cur if prev is None or _went_down(prev, cur) else _minus(cur, prev)
+            sums[n] = _plus(sums.get(n), delta)
+            in_flight[n] = in_flight.get(n, 0) + cur.in_flight
+            queued[n] = queued.get(n, 0) + cur.queued
+    totals = {
+        n: _stamped(c, now_s, in_flight.get(n, 0), queued.get(n, 0))
+        for n, c in sorted(sums.items())
+    }
+    last = {r: v for r, v in book.last.items() if r in alive}
+    last.update(reports)
+    return LoadBook(last, totals)
+
+
+def load_of(book: LoadBook, revisions: Sequence[int], now_s: float) -> dict[int, RevisionCounters]:
+    """``Observed.load``: the totals of ``revisions`` (zeros for one no request reached)."""
+    return {n: book.totals.get(n) or RevisionCounters(now_s=now_s) for n in revisions}
+
+
+_CUMULATIVE_INTS = ("arrivals", "completions", "service_count", "errors")
+_CUMULATIVE_FLOATS = ("service_s_sum", "service_sq_s2_sum", "load_area")
+
+
+def _went_down(prev: RevisionCounters, cur: RevisionCounters) -> bool:
+    fields = (*_CUMULATIVE_INTS, *_CUMULATIVE_FLOATS)
+    return any(getattr(cur, f) < getattr(prev, f) for f in fields)
+
+
+def _minus(cur: RevisionCounters, prev: RevisionCounters) -> RevisionCounters:
+    values: dict[str, Any] = {f: getattr(cur, f) - getattr(prev, f) for f in _CUMULATIVE_INTS}
+    values.update({f: getattr(cur, f) - getattr(prev, f) for f in _CUMULATIVE_FLOATS})
+    buckets = cur.latency_buckets
+    if len(prev.latency_buckets) == len(buckets):
+        buckets = tuple(max(0, c - p) for c, p in zip(buckets, prev.latency_buckets, strict=True))
+    return RevisionCounters(now_s=cur.now_s, latency_buckets=buckets, **values)
+
+
+def _plus(total: RevisionCounters | None, delta: RevisionCounters) -> RevisionCounters:
+    if total is None:
+        return delta
+    values: dict[str, Any] = {f: getattr(total, f) + getattr(delta, f) for f in _CUMULATIVE_INTS}
+    values.update({f: getattr(total, f) + getattr(delta, f) for f in _CUMULATIVE_FLOATS})
+    a, b = total.latency_buckets, delta.latency_buckets
+    if len(a) == len(b):
+        buckets = tuple(x + y for x, y in zip(a, b, strict=True))
+    else:  # one side has no histogram yet
+        buckets = a if len(a) > len(b) else b
+    return RevisionCounters(now_s=delta.now_s, latency_buckets=buckets, **values)
+
+
+def _stamped(c: RevisionCounters, now_s: float, in_flight: int, queued: int) -> RevisionCounters:
+    return RevisionCounters(
+        now_s=now_s,
+        in_flight=in_flight,
+        queued=queued,
+        arrivals=c.arrivals,
+        completions=c.completions,
+        service_count=c.service_count,
+        errors=c.errors,
+        service_s_sum=c.service_s_sum,
+        service_sq_s2_sum=c.service_sq_s2_sum,
+        load_area=c.load_area,
+        latency_buckets=c.latency_buckets,
+    )

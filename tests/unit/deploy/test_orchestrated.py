@@ -1,13 +1,15 @@
 """The orchestrated controller with a fake orchestrator backend that records its calls.
 
-Pure decisions (targets, record changes, rollout steps, back-off) are tested on plain
-values, their invariants with Hypothesis; the controller's passes run against a real
-SQLite store with an injected clock, so nothing sleeps and no cluster is needed.
+Pure decisions (targets, record changes, rollout steps, back-off, modelyard's own
+autoscaler on an orchestrator) are tested on plain values, their invariants with
+Hypothesis; the controller's passes run against a real SQLite store with an injected
+clock, so nothing sleeps and no cluster is needed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -52,13 +54,16 @@ from modelyard.deploy._orchestrated_replicas import (
     replica_changes,
 )
 from modelyard.deploy._orchestrated_rollout import OrchestratedView, orchestrated_step
+from modelyard.deploy._orchestrated_scaling import OrchestratedScalers, orchestrated_bounds
 from modelyard.deploy._orchestrated_targets import (
     BACKOFF_MAX_S,
     held_replicas,
     retry_delay_s,
     targets_for,
 )
+from modelyard.deploy._pass import Pass
 from modelyard.deploy._reconcile import DeploymentController
+from modelyard.deploy.signals import RevisionCounters
 from modelyard.store import DeploymentChange, MetadataStore
 
 K8S = BackendSpec(kind="kubernetes", namespace="ml", autoscaler="hpa", image=DEFAULT_IMAGE)
@@ -97,8 +102,13 @@ class FakeOrchestrator:
     def close(self) -> None:
         self.closed = True
 
-    def report(self, *replicas: ObservedReplica, rolled_out: bool = False) -> None:
-        self.observed = Observed(tuple(replicas), rolled_out=rolled_out)
+    def report(
+        self,
+        *replicas: ObservedReplica,
+        rolled_out: bool = False,
+        load: Mapping[int, RevisionCounters] | None = None,
+    ) -> None:
+        self.observed = Observed(tuple(replicas), rolled_out=rolled_out, load=load)
 
 
 def _check_protocol(fake: FakeOrchestrator) -> OrchestratorBackend:
@@ -501,6 +511,184 @@ def test_modelyard_autoscaling_on_ray_holds_min_replicas_and_says_why(
     assert scale.data["desired"] == 1
 
 
+class IngressLoad:
+    """One revision's cumulative counters as an ingress keeps them: ``hold(s, n)`` keeps
+    ``n`` requests in flight for ``s`` seconds of the fake clock (each taking 0.1 s)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.counters = RevisionCounters(now_s=clock.monotonic())
+
+    def hold(self, seconds: float, in_flight: int) -> RevisionCounters:
+        self.clock.advance(seconds)
+        c = self.counters
+        done = round(in_flight * seconds / 0.1)
+        self.counters = replace(
+            c,
+            now_s=self.clock.monotonic(),
+            in_flight=in_flight,
+            arrivals=c.arrivals + done,
+            completions=c.completions + done,
+            service_count=c.service_count + done,
+            service_s_sum=c.service_s_sum + 0.1 * done,
+            load_area=c.load_area + in_flight * seconds,
+        )
+        return self.counters
+
+
+def serve_replicas(n: int) -> list[ObservedReplica]:
+    return [pod(f"rev-1-{i}", 1, "ready") for i in range(n)]
+
+
+def test_modelyard_autoscaling_on_ray_follows_the_ingress_load_up_and_back_down(
+    store: MetadataStore,
+) -> None:
+    """Rising load: more replicas at once (KPA's panic mode); idle: back to one replica
+    after the stable window, never zero although min_replicas is 0."""
+    dep = deploy(
+        store,
+        backend=RAY_OURS,
+        min_replicas=0,
+        max_replicas=4,
+        target_concurrency=1.0,
+        stable_window_s=20.0,
+        panic_window_s=4.0,
+    )
+    fake = FakeOrchestrator()
+    clock = FakeClock()
+    ctl = controller(store, fake, clock)
+    load = IngressLoad(clock)
+    fake.report(*serve_replicas(1), rolled_out=True, load={1: load.counters})
+    ctl.run_once()
+    assert fake.applied[-1][0].replicas == 1
+    counts = []
+    for _ in range(3):  # three requests in flight, on one replica aiming at 0.7
+        fake.report(*serve_replicas(1), rolled_out=True, load={1: load.hold(2.0, 3)})
+        ctl.run_once()
+        counts.append(fake.applied[-1][0].replicas)
+    assert counts[-1] == 4  # ceil(3 / 0.7) = 5, bounded by max_replicas
+    up = next(e for e in events(store, dep, "scale") if e.data.get("desired") == 4)
+    assert up.message.startswith("1 -> 4: panic")
+    assert up.data["in_flight"] == 3
+    assert up.data["mean_concurrency"] == 3.0
+    assert up.data["ready"] == 1
+    assert up.revision == 1
+    idle: list[int] = []
+    for _ in range(40):  # idle for 80 s; Serve runs what was applied last
+        running = fake.applied[-1][0].replicas or 0
+        fake.report(*serve_replicas(running), rolled_out=True, load={1: load.hold(2.0, 0)})
+        ctl.run_once()
+        idle.append(fake.applied[-1][0].replicas)
+    assert idle[0] == 4  # panic mode holds for the stable window after the last burst
+    assert idle[-1] == 1  # back down, and never to zero on Ray
+    assert min(idle) == 1
+    assert idle == sorted(idle, reverse=True)
+    decided = [e.data["desired"] for e in events(store, dep, "scale") if "desired" in e.data]
+    assert all(a != b for a, b in itertools.pairwise(decided))  # one event per change
+    assert decided[-1] == 1
+    targets = [t for (t,) in fake.applied]
+    assert all(t.min_replicas == 0 and t.max_replicas == 4 for t in targets)
+
+
+def test_a_pass_without_load_holds_the_decided_count_and_says_so_once(
+    store: MetadataStore,
+) -> None:
+    dep = deploy(store, backend=RAY_OURS, min_replicas=1, max_replicas=3, target_concurrency=1.0)
+    fake = FakeOrchestrator()
+    clock = FakeClock()
+    ctl = controller(store, fake, clock)
+    load = IngressLoad(clock)
+    fake.report(*serve_replicas(1), load={1: load.counters})
+    ctl.run_once()
+    for _ in range(2):
+        fake.report(*serve_replicas(1), load={1: load.hold(2.0, 4)})
+        ctl.run_once()
+    assert fake.applied[-1][0].replicas == 3
+    applies = len(fake.applied)
+    for _ in range(3):  # the ingress cannot be read: hold 3, whatever the time
+        clock.advance(30)
+        fake.report(*serve_replicas(3), load=None)
+        ctl.run_once()
+    assert len(fake.applied) == applies  # nothing new to apply
+    holding = [e for e in events(store, dep, "scale") if "no load signal" in e.message]
+    assert len(holding) == 1
+    assert holding[0].data["desired"] == 3
+    fake.observe_error = OSError("Ray Serve is unreachable")
+    clock.advance(30)
+    ctl.run_once()  # no observation at all: the count holds too
+    assert len(fake.applied) == applies
+
+
+def test_the_orchestrators_own_autoscaler_gets_bounds_and_no_count(
+    store: MetadataStore,
+) -> None:
+    dep = deploy(store, backend=BackendSpec(kind="ray", address="auto", autoscaler="serve"))
+    fake = FakeOrchestrator()
+    clock = FakeClock()
+    ctl = controller(store, fake, clock)
+    load = IngressLoad(clock)
+    for _ in range(3):
+        fake.report(*serve_replicas(1), load={1: load.hold(2.0, 8)})
+        ctl.run_once()
+    assert {t.replicas for (t,) in fake.applied} == {None}
+    assert events(store, dep, "scale") == []
+
+
+def _replica_record(n: int, revision: int, state: ReplicaState) -> Replica:
+    return Replica(f"r{n}", 1, revision, 0, 0, state, "ray", False, 1.0, 512, 0, None, None, "")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    low=st.integers(0, 3),
+    span=st.integers(0, 4),
+    steps=st.lists(
+        st.tuples(st.integers(0, 12), st.integers(0, 5), st.booleans()),
+        min_size=1,
+        max_size=30,
+    ),
+)
+def test_modelyards_autoscaler_on_an_orchestrator_stays_in_bounds_and_says_each_change(
+    low: int, span: int, steps: list[tuple[int, int, bool]]
+) -> None:
+    """Any load, any replica count reported, with or without a signal: the count is
+    within [max(min, 1), max], and a ``scale`` event is recorded exactly when it
+    changes (or when the signal is first missing)."""
+    config = ScalingConfig(
+        min_replicas=low, max_replicas=max(low, 1) + span, target_concurrency=1.0
+    )
+    rev = Revision(1, "m", 1, "models:/m/1", RuntimeSettings(), "ready", "", 100, 0.0, 0)
+    dep = Deployment(
+        7, "default", "d", config, "active", 1, None, None, (rev,), 1, "u", 0, 0, RAY_OURS
+    )
+    clock = FakeClock()
+    scalers = OrchestratedScalers(clock)
+    load = IngressLoad(clock)
+    bounds = orchestrated_bounds(config)
+    said: int | None = None  # the count the last scale event announced
+    for in_flight, running, signal in steps:
+        counters = load.hold(2.0, in_flight)
+        records = [_replica_record(i, 1, "ready") for i in range(running)]
+        p = Pass()
+        n = scalers.decide(dep, records, {1: counters} if signal else None, p)[1]
+        assert max(low, 1) == bounds.min_replicas <= n <= config.max_replicas
+        holding = [e for e in p.events if "no load signal" in e.message]
+        decisions = [e for e in p.events if e not in holding]
+        assert len(p.events) <= 1
+        if decisions:
+            assert signal
+            assert decisions[0].kind == "scale"
+            assert decisions[0].data["desired"] == n != said
+        elif holding:
+            assert not signal
+            assert said is None or n == said
+        else:
+            assert n == said
+        said = n if p.events else said
+    scalers.forget(dep.id)
+    assert scalers.decide(dep, [], None, Pass()) == {1: bounds.min_replicas}
+
+
 def test_the_endpoint_is_announced_once(store: MetadataStore) -> None:
     dep = deploy(store)
     fake = FakeOrchestrator()
@@ -649,6 +837,29 @@ def test_targets_follow_the_desired_state(dep: Deployment) -> None:
         if t.replicas is not None:
             assert t.min_replicas <= t.replicas <= t.max_replicas
             assert t.replicas >= held_replicas(dep.config) or t.replicas == t.max_replicas
+
+
+@settings(max_examples=200, deadline=None)
+@given(deployments(), st.dictionaries(st.integers(1, 5), st.integers(-2, 12)))
+def test_decided_counts_are_kept_within_each_targets_bounds(
+    dep: Deployment, decided: dict[int, int]
+) -> None:
+    plain = targets_for(dep)
+    targets = targets_for(dep, decided=decided)
+    assert [(t.revision, t.weight, t.min_replicas, t.max_replicas) for t in targets] == [
+        (t.revision, t.weight, t.min_replicas, t.max_replicas) for t in plain
+    ]
+    for t, before in zip(targets, plain, strict=True):
+        if t.replicas is None:  # the orchestrator's autoscaler: no count, decided or not
+            assert before.replicas is None
+            continue
+        assert t.replicas >= 1
+        assert t.min_replicas <= t.replicas <= t.max_replicas
+        n = t.revision.number
+        if n not in decided:
+            assert t.replicas == before.replicas
+        elif max(decided[n], 1) >= t.min_replicas and decided[n] <= t.max_replicas:
+            assert t.replicas == max(decided[n], 1)
 
 
 # --- pure decisions: replica records -----------------------------------------------------

@@ -1,4 +1,8 @@
-"""Registry entities: registered models, versions, aliases. Times are epoch ms."""
+"""Registry entities: registered models, versions, aliases. Times are epoch ms.
+
+A version's ``stage`` is MLflow's (``None``, ``Staging``, ``Production``, ``Archived``);
+``updated_at_ms`` is ``None`` until the version is first changed after its creation.
+"""
 
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ class ModelVersion:
     aliases: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict)
     files: tuple[ArtifactEntry, ...] = ()
+    stage: str = "None"
+    updated_at_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,48 @@ class Run:
 
 
 @dataclass(frozen=True)
+class DatasetRecord:
+    """A dataset as MLflow describes one a run read (``mlflow.data``'s Dataset message)."""
+
+    name: str
+    digest: str
+    source_type: str = ""
+    source: str = ""
+    schema: str = ""
+    profile: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """One dataset a run read, with the tags of that use (``mlflow.data.context`` …)."""
+
+    dataset: DatasetRecord
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RunIO:
+    """What MLflow records that a run read and wrote besides params, metrics and tags.
+
+    ``model_outputs`` holds ``(logged model id, step)`` pairs.
+    """
+
+    dataset_inputs: tuple[DatasetInput, ...] = ()
+    model_inputs: tuple[str, ...] = ()
+    model_outputs: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class ExperimentDataset:
+    """A dataset used by some run of an experiment, with the context it was used in."""
+
+    experiment_id: int
+    name: str
+    digest: str
+    context: str
+
+
+@dataclass(frozen=True)
 class LogBatch:
     """One write: metrics, params and tags for one run, applied all or nothing.
 

@@ -13,12 +13,22 @@ from modelyard.core.errors import IntegrityError, InvalidInput
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel
 from modelyard.core.tracking import run_artifact_namespace
 from modelyard.store import ArtifactIndexRepository, RegistryRepository, TrackingRepository
-from modelyard.store.registry_pages import VersionPage
+from modelyard.store.registry_pages import STAGES, ModelHit, VersionPage
+from modelyard.store.registry_search import (
+    DEFAULT_VERSION_ORDER,
+    check_max_results,
+    decode_page_token,
+    encode_page_token,
+    parse_filter,
+    parse_order_by,
+)
 
 MANIFEST_FILE = "modelyard.yaml"
 _MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][\w.\- ]{0,255}$")
 _ALIAS_RE = re.compile(r"^[A-Za-z_][\w-]{0,127}$")
 _RESERVED_ALIAS_RE = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+MAX_TAG_KEY_LENGTH = 250
+MAX_TAG_VALUE_LENGTH = 100_000
 
 
 def validate_model_name(name: str) -> str:
@@ -39,6 +49,31 @@ def validate_alias(alias: str) -> str:
     if _RESERVED_ALIAS_RE.match(alias):
         raise InvalidInput(f"alias {alias!r} is reserved (latest and v<N> name versions)")
     return alias
+
+
+def validate_tag(key: str, value: str) -> tuple[str, str]:
+    """A registry tag as MLflow bounds it: a key of 1-250 characters, a value up to 100 000."""
+    if not key.strip():
+        raise InvalidInput("Missing value for required parameter 'key'")
+    if len(key) > MAX_TAG_KEY_LENGTH:
+        raise InvalidInput(f"tag key {key[:40]!r}… exceeds {MAX_TAG_KEY_LENGTH} characters")
+    if len(value) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidInput(f"the value of tag {key!r} exceeds {MAX_TAG_VALUE_LENGTH} characters")
+    return key, value
+
+
+def canonical_stage(stage: str) -> str:
+    """MLflow's spelling of a stage, matched without regard to case.
+
+    Raises:
+        InvalidInput: not one of None, Staging, Production, Archived.
+    """
+    for known in STAGES:
+        if stage.strip().lower() == known.lower():
+            return known
+    raise InvalidInput(
+        f"Invalid Model Version stage: {stage}. Value must be one of {', '.join(STAGES)}."
+    )
 
 
 def package_files(
@@ -112,7 +147,134 @@ class RegistryService:
         caller.require(project, Role.VIEWER)
         return self._repo.list_models(project)
 
+    def update_model(
+        self, caller: Principal, project: str, name: str, description: str
+    ) -> RegisteredModel:
+        caller.require(project, Role.EDITOR)
+        return self._repo.update_model(project, name, description)
+
+    def rename_model(
+        self, caller: Principal, project: str, name: str, new_name: str
+    ) -> RegisteredModel:
+        """Rename a model (refused while a live deployment serves it)."""
+        caller.require(project, Role.EDITOR)
+        return self._repo.rename_model(project, name, validate_model_name(new_name))
+
+    def delete_model(self, caller: Principal, project: str, name: str) -> None:
+        """Delete a model and all its versions (refused while a live deployment serves it)."""
+        caller.require(project, Role.ADMIN)
+        self._repo.delete_model(project, name)
+
+    def set_model_tag(
+        self, caller: Principal, project: str, name: str, key: str, value: str
+    ) -> None:
+        caller.require(project, Role.EDITOR)
+        self._repo.set_model_tag(project, name, *validate_tag(key, value))
+
+    def delete_model_tag(self, caller: Principal, project: str, name: str, key: str) -> None:
+        caller.require(project, Role.EDITOR)
+        self._repo.delete_model_tag(project, name, key)
+
+    def search_models(
+        self,
+        caller: Principal,
+        project: str,
+        filter_text: str,
+        order_by: list[str],
+        max_results: int,
+        page_token: str | None,
+    ) -> tuple[list[ModelHit], str | None]:
+        """One page of an MLflow ``search_registered_models``, and the next page's token.
+
+        Raises:
+            InvalidInput: a bad filter, order_by, max_results or page token.
+        """
+        caller.require(project, Role.VIEWER)
+        clauses = parse_filter("model", filter_text)
+        orders = parse_order_by("model", order_by)
+        limit = check_max_results("model", max_results)
+        offset = decode_page_token(page_token)
+        hits, more = self._repo.search_models(project, clauses, orders, offset=offset, limit=limit)
+        return hits, encode_page_token(offset + limit) if more else None
+
     # --- versions -----------------------------------------------------------------------
+
+    def update_version(
+        self, caller: Principal, project: str, name: str, version: int, description: str
+    ) -> ModelVersion:
+        caller.require(project, Role.EDITOR)
+        return self._repo.update_version(project, name, version, description)
+
+    def transition_stage(
+        self,
+        caller: Principal,
+        project: str,
+        name: str,
+        version: int,
+        stage: str,
+        *,
+        archive_existing: bool = False,
+    ) -> ModelVersion:
+        """Move a version to an MLflow stage; ``archive_existing`` archives the others there.
+
+        Raises:
+            InvalidInput: an unknown stage, or ``archive_existing`` for a stage other than
+                Staging or Production.
+        """
+        caller.require(project, Role.EDITOR)
+        canonical = canonical_stage(stage)
+        if archive_existing and canonical not in ("Staging", "Production"):
+            raise InvalidInput(
+                f"Model version transition cannot archive existing model versions because "
+                f"'{canonical}' is not an Active stage. Valid stages are Staging, Production"
+            )
+        return self._repo.transition_stage(
+            project, name, version, canonical, archive_existing=archive_existing
+        )
+
+    def set_version_tag(
+        self, caller: Principal, project: str, name: str, version: int, key: str, value: str
+    ) -> None:
+        caller.require(project, Role.EDITOR)
+        self._repo.set_version_tag(project, name, version, *validate_tag(key, value))
+
+    def delete_version_tag(
+        self, caller: Principal, project: str, name: str, version: int, key: str
+    ) -> None:
+        caller.require(project, Role.EDITOR)
+        self._repo.delete_version_tag(project, name, version, key)
+
+    def latest_versions(
+        self, caller: Principal, project: str, name: str, stages: list[str] | None = None
+    ) -> tuple[ModelVersion, ...]:
+        """The newest version of each stage in ``stages`` (every stage when empty)."""
+        caller.require(project, Role.VIEWER)
+        wanted = {canonical_stage(s) for s in stages} if stages else None
+        return self._repo.latest_versions(project, name, wanted)
+
+    def search_versions(
+        self,
+        caller: Principal,
+        project: str,
+        filter_text: str,
+        order_by: list[str],
+        max_results: int,
+        page_token: str | None,
+    ) -> tuple[list[ModelVersion], str | None]:
+        """One page of an MLflow ``search_model_versions``, and the next page's token.
+
+        Raises:
+            InvalidInput: a bad filter, order_by, max_results or page token.
+        """
+        caller.require(project, Role.VIEWER)
+        clauses = parse_filter("version", filter_text)
+        orders = parse_order_by("version", order_by or list(DEFAULT_VERSION_ORDER))
+        limit = check_max_results("version", max_results)
+        offset = decode_page_token(page_token)
+        found, more = self._repo.search_versions(
+            project, clauses, orders, offset=offset, limit=limit
+        )
+        return found, encode_page_token(offset + limit) if more else None
 
     def register_from_run(
         self,

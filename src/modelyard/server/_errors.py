@@ -71,7 +71,12 @@ ERROR_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
 # MLflow's clients read MLflow's error codes: (error_code, HTTP status) per error class.
 # QuotaExceeded is not 429 (RESOURCE_EXHAUSTED's usual status): the MLflow client would
 # retry for minutes something that waiting does not fix.
-MLFLOW_PATH_PREFIXES = ("/api/2.0/mlflow", "/api/2.0/mlflow-artifacts", "/api/3.0/mlflow")
+MLFLOW_PATH_PREFIXES = (
+    "/api/2.0/mlflow",
+    "/api/2.0/mlflow-artifacts",
+    "/api/3.0/mlflow",
+    "/api/2.0mlflow",  # SearchDatasets, as MLflow 3.17.2's proto spells its path
+)
 MLFLOW_CODE_BY_ERROR: dict[type[errors.ModelyardError], tuple[str, int]] = {
     errors.InvalidInput: ("INVALID_PARAMETER_VALUE", 400),
     errors.Unauthenticated: ("UNAUTHENTICATED", 401),

@@ -1,20 +1,44 @@
-"""Persistence of registered models, versions, tags, aliases and alias history."""
+"""Persistence of registered models, versions, tags, aliases, stages and alias history.
+
+Renames and deletes keep the registry's invariants: no alias ever points to a missing
+version, and nothing a live deployment serves (or would roll back to) is renamed or
+deleted under it: those are refused with ``Conflict`` naming the alias or deployment.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from modelyard.core.entities import ArtifactEntry
-from modelyard.core.errors import AlreadyExists, Conflict, NotFound
+from modelyard.core.errors import AlreadyExists, Conflict, InvalidInput, NotFound
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel, version_namespace
 from modelyard.store._sql import SqlStore
-from modelyard.store.registry_pages import VersionPage, model_summaries, version_page
+from modelyard.store.registry_pages import (
+    STAGES,
+    ModelHit,
+    VersionPage,
+    latest_by_stage,
+    model_summaries,
+    models_of,
+    version_page,
+    versions_of,
+)
+from modelyard.store.registry_search import (
+    Clause,
+    Order,
+    model_conditions,
+    model_ordering,
+    version_conditions,
+    version_ordering,
+)
 from modelyard.store.schema import (
     AliasHistoryRow,
     ArtifactEntryRow,
+    DeploymentRevisionRow,
+    DeploymentRow,
     ModelAliasRow,
     ModelVersionRow,
     ModelVersionTagRow,
@@ -24,6 +48,7 @@ from modelyard.store.schema import (
 )
 
 _CREATE_ATTEMPTS = 5
+_LIVE_REVISION_STATES = ("pending", "ready")
 
 
 class RegistryRepository:
@@ -78,6 +103,216 @@ class RegistryRepository:
     def list_models(self, project: str) -> list[RegisteredModel]:
         with self._store.read() as s:
             return model_summaries(s, _project_row(s, project).id, project)
+
+    # --- changes to models (MLflow's registry surface) -----------------------------------
+
+    def update_model(self, project: str, name: str, description: str) -> RegisteredModel:
+        """Set the model's description."""
+        with self._store.transaction() as s:
+            row = _model_row(s, project, name)
+            row.description = description
+            row.updated_at_ms = self._now_ms()
+            s.flush()
+            return self._model(s, row, project)
+
+    def rename_model(self, project: str, name: str, new_name: str) -> RegisteredModel:
+        """Rename the model; versions, tags, aliases and history follow (they key on its id).
+
+        Raises:
+            NotFound: no model ``name``.
+            AlreadyExists: ``new_name`` is taken in the project.
+            Conflict: a live deployment serves a version of it (its revisions name it).
+        """
+        with self._store.transaction(f"model {new_name!r} already exists in {project!r}") as s:
+            row = _find_model_row(s, project, name, for_update=True)
+            if row is None:
+                raise NotFound(f"model {name!r} does not exist in project {project!r}")
+            if new_name == name:
+                return self._model(s, row, project)
+            if _find_model_row(s, project, new_name) is not None:
+                raise AlreadyExists(f"model {new_name!r} already exists in {project!r}")
+            deployments = _deployments_using(s, row, None)
+            if deployments:
+                raise Conflict(
+                    f"model {name!r} is served by deployment "
+                    f"{', '.join(repr(d) for d in deployments)}: delete or move it first"
+                )
+            row.name = new_name
+            row.updated_at_ms = self._now_ms()
+            s.flush()
+            return self._model(s, row, project)
+
+    def delete_model(self, project: str, name: str) -> None:
+        """Delete the model with its versions, their files' index rows, tags and aliases.
+
+        Raises:
+            NotFound: no model ``name``.
+            Conflict: a live deployment serves a version of it.
+        """
+        with self._store.transaction() as s:
+            row = _find_model_row(s, project, name, for_update=True)
+            if row is None:
+                raise NotFound(f"model {name!r} does not exist in project {project!r}")
+            deployments = _deployments_using(s, row, None)
+            if deployments:
+                raise Conflict(
+                    f"model {name!r} is served by deployment "
+                    f"{', '.join(repr(d) for d in deployments)}: delete or move it first"
+                )
+            numbers = list(
+                s.scalars(select(ModelVersionRow.version).where(ModelVersionRow.model_id == row.id))
+            )
+            namespaces = [version_namespace(row.id, n) for n in numbers]
+            for start in range(0, len(namespaces), 500):
+                s.execute(
+                    delete(ArtifactEntryRow).where(
+                        ArtifactEntryRow.namespace.in_(namespaces[start : start + 500])
+                    )
+                )
+            version_ids = select(ModelVersionRow.id).where(ModelVersionRow.model_id == row.id)
+            s.execute(
+                delete(ModelVersionTagRow).where(ModelVersionTagRow.version_id.in_(version_ids))
+            )
+            s.execute(delete(ModelVersionRow).where(ModelVersionRow.model_id == row.id))
+            s.execute(delete(ModelAliasRow).where(ModelAliasRow.model_id == row.id))
+            s.execute(delete(AliasHistoryRow).where(AliasHistoryRow.model_id == row.id))
+            s.execute(delete(RegisteredModelTagRow).where(RegisteredModelTagRow.model_id == row.id))
+            s.execute(delete(RegisteredModelRow).where(RegisteredModelRow.id == row.id))
+
+    def set_model_tag(self, project: str, name: str, key: str, value: str) -> None:
+        with self._store.transaction() as s:
+            row = _model_row(s, project, name)
+            tag = s.get(RegisteredModelTagRow, (row.id, key))
+            if tag is None:
+                s.add(RegisteredModelTagRow(model_id=row.id, key=key, value=value))
+            else:
+                tag.value = value
+
+    def delete_model_tag(self, project: str, name: str, key: str) -> None:
+        """Remove the tag; an absent tag is a no-op (the model must exist)."""
+        with self._store.transaction() as s:
+            row = _model_row(s, project, name)
+            s.execute(
+                delete(RegisteredModelTagRow).where(
+                    RegisteredModelTagRow.model_id == row.id, RegisteredModelTagRow.key == key
+                )
+            )
+
+    # --- changes to versions (MLflow's registry surface) ---------------------------------
+
+    def update_version(
+        self, project: str, name: str, version: int, description: str
+    ) -> ModelVersion:
+        with self._store.transaction() as s:
+            model = _model_row(s, project, name)
+            row = _version_row(s, model, version)
+            row.description = description
+            row.updated_at_ms = self._now_ms()
+            s.flush()
+            return self._version(s, model, row, project, with_files=False)
+
+    def transition_stage(
+        self, project: str, name: str, version: int, stage: str, *, archive_existing: bool
+    ) -> ModelVersion:
+        """Move the version to ``stage`` (one of ``STAGES``); with ``archive_existing``, the
+        model's other versions in that stage move to ``Archived``, in the same transaction."""
+        if stage not in STAGES:
+            raise InvalidStage(stage)
+        with self._store.transaction() as s:
+            model = _find_model_row(s, project, name, for_update=True)
+            if model is None:
+                raise NotFound(f"model {name!r} does not exist in project {project!r}")
+            row = _version_row(s, model, version)
+            now = self._now_ms()
+            if archive_existing:
+                others = s.scalars(
+                    select(ModelVersionRow).where(
+                        ModelVersionRow.model_id == model.id,
+                        ModelVersionRow.current_stage == stage,
+                        ModelVersionRow.version != version,
+                    )
+                )
+                for other in others:
+                    other.current_stage = "Archived"
+                    other.updated_at_ms = now
+            row.current_stage = stage
+            row.updated_at_ms = now
+            model.updated_at_ms = now
+            s.flush()
+            return self._version(s, model, row, project, with_files=False)
+
+    def set_version_tag(self, project: str, name: str, version: int, key: str, value: str) -> None:
+        with self._store.transaction() as s:
+            row = _version_row(s, _model_row(s, project, name), version)
+            tag = s.get(ModelVersionTagRow, (row.id, key))
+            if tag is None:
+                s.add(ModelVersionTagRow(version_id=row.id, key=key, value=value))
+            else:
+                tag.value = value
+
+    def delete_version_tag(self, project: str, name: str, version: int, key: str) -> None:
+        """Remove the tag; an absent tag is a no-op (the version must exist)."""
+        with self._store.transaction() as s:
+            row = _version_row(s, _model_row(s, project, name), version)
+            s.execute(
+                delete(ModelVersionTagRow).where(
+                    ModelVersionTagRow.version_id == row.id, ModelVersionTagRow.key == key
+                )
+            )
+
+    def latest_versions(
+        self, project: str, name: str, stages: set[str] | None = None
+    ) -> tuple[ModelVersion, ...]:
+        """The newest version in each of ``stages`` (every stage if ``None``), without files."""
+        with self._store.read() as s:
+            model = _model_row(s, project, name)
+            return latest_by_stage(s, [model], project, stages)[model.id]
+
+    # --- MLflow searches ----------------------------------------------------------------
+
+    def search_models(
+        self, project: str, clauses: list[Clause], orders: list[Order], *, offset: int, limit: int
+    ) -> tuple[list[ModelHit], bool]:
+        """One page of the project's models matching ``clauses``, and whether more follow."""
+        with self._store.read() as s:
+            conditions = model_conditions(clauses, _dialect(s))
+            rows = list(
+                s.scalars(
+                    select(RegisteredModelRow)
+                    .where(RegisteredModelRow.project_id == _project_row(s, project).id)
+                    .where(*conditions)
+                    .order_by(*model_ordering(orders))
+                    .offset(offset)
+                    .limit(limit + 1)
+                )
+            )
+            more, rows = len(rows) > limit, rows[:limit]
+            latest = latest_by_stage(s, rows, project)
+            hits = [
+                ModelHit(m, latest[r.id])
+                for m, r in zip(models_of(s, rows, project), rows, strict=True)
+            ]
+            return hits, more
+
+    def search_versions(
+        self, project: str, clauses: list[Clause], orders: list[Order], *, offset: int, limit: int
+    ) -> tuple[list[ModelVersion], bool]:
+        """One page of the project's versions matching ``clauses``, and whether more follow."""
+        with self._store.read() as s:
+            conditions = version_conditions(clauses, _dialect(s))
+            found = s.execute(
+                select(ModelVersionRow, RegisteredModelRow.name)
+                .join(RegisteredModelRow, RegisteredModelRow.id == ModelVersionRow.model_id)
+                .where(RegisteredModelRow.project_id == _project_row(s, project).id)
+                .where(*conditions)
+                .order_by(*version_ordering(orders))
+                .offset(offset)
+                .limit(limit + 1)
+            ).all()
+            more = len(found) > limit
+            rows = [row for row, _name in found[:limit]]
+            names = {row.model_id: model_name for row, model_name in found[:limit]}
+            return versions_of(s, rows, names, project), more
 
     # --- versions -----------------------------------------------------------------------
 
@@ -192,10 +427,11 @@ class RegistryRepository:
             return version_page(s, model, project, offset=offset, limit=limit)
 
     def delete_version(self, project: str, name: str, version: int) -> None:
-        """Delete a version no alias points to.
+        """Delete a version no alias and no live deployment points to.
 
         Raises:
-            Conflict: an alias points to it (the message names the aliases).
+            Conflict: an alias points to it, or a live deployment serves it (or would roll
+                back to it); the message names the aliases or deployments.
         """
         with self._store.transaction() as s:
             model = _model_row(s, project, name)
@@ -211,6 +447,13 @@ class RegistryRepository:
                 raise Conflict(
                     f"version {version} of {name!r} is used by alias "
                     f"{', '.join(repr(a) for a in aliases)}: move the alias first"
+                )
+            deployments = _deployments_using(s, model, version)
+            if deployments:
+                raise Conflict(
+                    f"version {version} of {name!r} is served by deployment "
+                    f"{', '.join(repr(d) for d in deployments)}: roll it forward or delete it "
+                    "first"
                 )
             s.execute(
                 delete(ArtifactEntryRow).where(
@@ -370,6 +613,8 @@ class RegistryRepository:
             aliases=aliases,
             tags=tags,
             files=files,
+            stage=row.current_stage,
+            updated_at_ms=row.updated_at_ms,
         )
 
 
@@ -408,3 +653,41 @@ def _version_row(s: Session, model: RegisteredModelRow, version: int) -> ModelVe
     if row is None:
         raise NotFound(f"model {model.name!r} has no version {version}")
     return row
+
+
+class InvalidStage(InvalidInput):
+    """A stage other than MLflow's None, Staging, Production and Archived."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(
+            f"Invalid Model Version stage: {stage}. Value must be one of " + ", ".join(STAGES) + "."
+        )
+
+
+def _dialect(s: Session) -> str:
+    return s.get_bind().dialect.name
+
+
+def _deployments_using(s: Session, model: RegisteredModelRow, version: int | None) -> list[str]:
+    """Names of live deployments of the model's project that serve ``version`` of it (any
+    version if ``None``) or keep it as their stable or rollback revision."""
+    serving: ColumnElement[bool] = or_(
+        DeploymentRevisionRow.state.in_(_LIVE_REVISION_STATES),
+        DeploymentRevisionRow.number == DeploymentRow.stable_revision,
+        DeploymentRevisionRow.number == DeploymentRow.previous_stable,
+    )
+    query = (
+        select(DeploymentRow.name)
+        .join(DeploymentRevisionRow, DeploymentRevisionRow.deployment_id == DeploymentRow.id)
+        .where(
+            DeploymentRow.project_id == model.project_id,
+            DeploymentRow.status != "deleted",
+            DeploymentRevisionRow.model_name == model.name,
+            serving,
+        )
+        .distinct()
+        .order_by(DeploymentRow.name)
+    )
+    if version is not None:
+        query = query.where(DeploymentRevisionRow.model_version == version)
+    return list(s.scalars(query))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -11,23 +13,34 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from modelyard.core.errors import InvalidInput, NotFound
+from modelyard.core.lineage import EdgeType, NodeKind
 from modelyard.core.search import Comparison, OrderBy
 from modelyard.core.tracking import (
+    DatasetInput,
+    DatasetRecord,
     Experiment,
+    ExperimentDataset,
     LifecycleStage,
     LogBatch,
     Metric,
     Run,
+    RunIO,
     RunStatus,
 )
 from modelyard.store._sql import SqlStore
 from modelyard.store._tracking_query import search_query
 from modelyard.store.schema import (
+    DatasetRow,
+    DatasetVersionRow,
     ExperimentRow,
     ExperimentTagRow,
     LatestMetricRow,
+    LineageEdgeRow,
     LogBatchRow,
     MetricRow,
+    MlflowDatasetRow,
+    MlflowRunInputRow,
+    MlflowRunModelRow,
     ParamRow,
     ProjectRow,
     RunRow,
@@ -40,6 +53,11 @@ def upsert(s: Session, table: type[Any]) -> Any:
     if s.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
+
+
+# An MLflow dataset named after a modelyard dataset version: ``<name>@v<N>`` or ``<name>@<N>``.
+_VERSIONED_NAME = re.compile(r"^(?P<name>[^@]+)@v?(?P<version>[0-9]+)$")
+MODEL_INPUT, MODEL_OUTPUT = "input", "output"
 
 
 def _ms(clock_s: float) -> int:
@@ -418,6 +436,156 @@ class TrackingRepository:
             )
             return {int(e): (int(n), int(newest)) for e, n, newest in rows}
 
+    def delete_experiment_tag(self, experiment_id: int, key: str) -> None:
+        """Remove one tag of an experiment.
+
+        Raises:
+            NotFound: no such experiment, or it has no tag ``key``.
+        """
+        with self._store.transaction() as s:
+            self._experiment_row(s, experiment_id)
+            row = s.get(ExperimentTagRow, (experiment_id, key))
+            if row is None:
+                raise NotFound(f"no tag with name {key!r} in experiment {experiment_id}")
+            s.delete(row)
+
+    def delete_run_tag(self, run_id: str, key: str) -> None:
+        """Remove one tag of an active run.
+
+        Raises:
+            NotFound: no such run, or it has no tag ``key``. InvalidInput: the run is deleted.
+        """
+        with self._store.transaction() as s:
+            run = self._run_row(s, run_id)
+            if run.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                raise InvalidInput(f"run {run_id} is deleted; its tags cannot change")
+            row = s.get(RunTagRow, (run_id, key))
+            if row is None:
+                raise NotFound(f"no tag with name {key!r} in run {run_id}")
+            s.delete(row)
+
+    # --- MLflow inputs and outputs ------------------------------------------------------
+
+    def log_run_io(
+        self,
+        run_id: str,
+        *,
+        datasets: Sequence[DatasetInput] = (),
+        model_inputs: Sequence[str] = (),
+        model_outputs: Sequence[tuple[str, int]] = (),
+    ) -> list[int]:
+        """Record what an active run read and wrote, in one transaction.
+
+        A dataset is stored once per experiment, name and digest; one that names a
+        modelyard dataset version of the run's project (``<name>@v<N>``, or ``<name>``
+        with the digest a prefix of a version's manifest digest) also gets a lineage
+        ``input`` edge from that version to the run. Recording the same input twice
+        updates its tags.
+
+        Returns:
+            The ids of the modelyard dataset versions linked to the run.
+
+        Raises:
+            NotFound: no such run. InvalidInput: the run is deleted.
+        """
+        now = _ms(self._store.clock.now())
+        linked: list[int] = []
+        with self._store.transaction() as s:
+            run = self._run_row(s, run_id)
+            if run.lifecycle_stage != LifecycleStage.ACTIVE.value:
+                raise InvalidInput(f"run {run_id} is deleted; it cannot be logged to")
+            experiment = self._experiment_row(s, run.experiment_id)
+            for item in datasets:
+                dataset_id = _dataset_row_id(s, run.experiment_id, item.dataset)
+                tags = json.dumps([list(t) for t in item.tags])
+                link = s.get(MlflowRunInputRow, (run_id, dataset_id))
+                if link is None:
+                    s.add(
+                        MlflowRunInputRow(
+                            run_id=run_id, dataset_id=dataset_id, tags_json=tags, created_at_ms=now
+                        )
+                    )
+                else:
+                    link.tags_json = tags
+                version_id = _modelyard_version(s, experiment.project_id, item.dataset)
+                if version_id is not None and version_id not in linked:
+                    _add_input_edge(s, version_id, run_id, now)
+                    linked.append(version_id)
+            for direction, models in (
+                (MODEL_INPUT, [(m, 0) for m in model_inputs]),
+                (MODEL_OUTPUT, list(model_outputs)),
+            ):
+                for model_id, step in models:
+                    row = s.get(MlflowRunModelRow, (run_id, model_id, direction))
+                    if row is None:
+                        s.add(
+                            MlflowRunModelRow(
+                                run_id=run_id,
+                                model_id=model_id,
+                                direction=direction,
+                                step=step,
+                                created_at_ms=now,
+                            )
+                        )
+                    else:
+                        row.step = step
+            return linked
+
+    def run_io(self, run_ids: Sequence[str]) -> dict[str, RunIO]:
+        """What each run read and wrote (runs with nothing recorded are left out)."""
+        if not run_ids:
+            return {}
+        inputs: dict[str, list[DatasetInput]] = {}
+        model_inputs: dict[str, list[str]] = {}
+        model_outputs: dict[str, list[tuple[str, int]]] = {}
+        with self._store.read() as s:
+            for link, ds in s.execute(
+                select(MlflowRunInputRow, MlflowDatasetRow)
+                .join(MlflowDatasetRow, MlflowDatasetRow.id == MlflowRunInputRow.dataset_id)
+                .where(MlflowRunInputRow.run_id.in_(run_ids))
+                .order_by(MlflowRunInputRow.created_at_ms, MlflowDatasetRow.id)
+            ):
+                tags = tuple((str(k), str(v)) for k, v in json.loads(link.tags_json))
+                record = DatasetRecord(
+                    ds.name, ds.digest, ds.source_type, ds.source, ds.dataset_schema, ds.profile
+                )
+                inputs.setdefault(link.run_id, []).append(DatasetInput(record, tags))
+            for row in s.scalars(
+                select(MlflowRunModelRow)
+                .where(MlflowRunModelRow.run_id.in_(run_ids))
+                .order_by(MlflowRunModelRow.created_at_ms, MlflowRunModelRow.model_id)
+            ):
+                if row.direction == MODEL_INPUT:
+                    model_inputs.setdefault(row.run_id, []).append(row.model_id)
+                else:
+                    model_outputs.setdefault(row.run_id, []).append((row.model_id, row.step))
+        found = set(inputs) | set(model_inputs) | set(model_outputs)
+        return {
+            run_id: RunIO(
+                tuple(inputs.get(run_id, ())),
+                tuple(model_inputs.get(run_id, ())),
+                tuple(model_outputs.get(run_id, ())),
+            )
+            for run_id in found
+        }
+
+    def experiment_datasets(
+        self, experiment_ids: Sequence[int], limit: int = 1000
+    ) -> list[ExperimentDataset]:
+        """The distinct (experiment, name, digest, context) of datasets runs read."""
+        seen: dict[tuple[int, str, str, str], None] = {}
+        with self._store.read() as s:
+            rows = s.execute(
+                select(MlflowDatasetRow, MlflowRunInputRow.tags_json)
+                .join(MlflowRunInputRow, MlflowRunInputRow.dataset_id == MlflowDatasetRow.id)
+                .where(MlflowDatasetRow.experiment_id.in_(list(experiment_ids)))
+                .order_by(MlflowDatasetRow.experiment_id, MlflowDatasetRow.id)
+            )
+            for ds, tags_json in rows:
+                context = dict(json.loads(tags_json)).get("mlflow.data.context", "")
+                seen.setdefault((ds.experiment_id, ds.name, ds.digest, str(context)), None)
+        return [ExperimentDataset(*key) for key in list(seen)[:limit]]
+
     # --- search -------------------------------------------------------------------------
 
     def search_runs(
@@ -542,3 +710,59 @@ def _newer(a: Metric, b: Metric) -> bool:
     av = -math.inf if math.isnan(a.value) else a.value
     bv = -math.inf if math.isnan(b.value) else b.value
     return (a.step, a.timestamp_ms, av) > (b.step, b.timestamp_ms, bv)
+
+
+def _dataset_row_id(s: Session, experiment_id: int, dataset: DatasetRecord) -> int:
+    row = s.scalar(
+        select(MlflowDatasetRow).where(
+            MlflowDatasetRow.experiment_id == experiment_id,
+            MlflowDatasetRow.name == dataset.name,
+            MlflowDatasetRow.digest == dataset.digest,
+        )
+    )
+    if row is None:
+        row = MlflowDatasetRow(
+            experiment_id=experiment_id,
+            name=dataset.name,
+            digest=dataset.digest,
+            source_type=dataset.source_type,
+            source=dataset.source,
+            dataset_schema=dataset.schema,
+            profile=dataset.profile,
+        )
+        s.add(row)
+        s.flush()
+    return row.id
+
+
+def _modelyard_version(s: Session, project_id: str, dataset: DatasetRecord) -> int | None:
+    """The modelyard dataset version an MLflow dataset names, if any (see ``log_run_io``)."""
+    match = _VERSIONED_NAME.match(dataset.name)
+    name = match["name"] if match else dataset.name
+    found = s.scalar(
+        select(DatasetRow).where(DatasetRow.project_id == project_id, DatasetRow.name == name)
+    )
+    if found is None:
+        return None
+    query = select(DatasetVersionRow.id).where(DatasetVersionRow.dataset_id == found.id)
+    if match:
+        query = query.where(DatasetVersionRow.version == int(match["version"]))
+    elif dataset.digest:
+        query = query.where(DatasetVersionRow.manifest_digest.startswith(dataset.digest))
+    else:
+        return None
+    version_id = s.scalar(query.order_by(DatasetVersionRow.version.desc()).limit(1))
+    return None if version_id is None else int(version_id)
+
+
+def _add_input_edge(s: Session, version_id: int, run_id: str, now_ms: int) -> None:
+    edge = {
+        "src_kind": NodeKind.DATASET_VERSION.value,
+        "src_id": str(version_id),
+        "dst_kind": NodeKind.RUN.value,
+        "dst_id": run_id,
+        "edge_type": EdgeType.INPUT.value,
+    }
+    conditions = [getattr(LineageEdgeRow, k) == v for k, v in edge.items()]
+    if s.scalar(select(LineageEdgeRow.id).where(*conditions)) is None:
+        s.add(LineageEdgeRow(**edge, created_at_ms=now_ms))

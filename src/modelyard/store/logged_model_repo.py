@@ -11,12 +11,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from modelyard.core.errors import NotFound
 from modelyard.store._sql import SqlStore
 from modelyard.store.schema import (
+    ArtifactEntryRow,
     ExperimentRow,
     LoggedModelParamRow,
     LoggedModelRow,
@@ -161,6 +162,26 @@ class LoggedModelRepository:
                 raise NotFound(f"logged model {model_id!r} has no tag {key!r}")
             s.delete(tag)
             row.updated_at_ms = self._now_ms()
+
+    def delete(self, model_id: str) -> None:
+        """Remove the model, its tags and params and its files' index, in one transaction.
+
+        The blobs stay until garbage collection finds them unreferenced; registered
+        versions made from the model keep their own index and are unaffected.
+
+        Raises:
+            NotFound: no logged model has that id.
+        """
+        with self._store.transaction() as s:
+            row = _row(s, model_id)
+            s.execute(
+                delete(ArtifactEntryRow).where(
+                    ArtifactEntryRow.namespace == logged_model_namespace(model_id)
+                )
+            )
+            s.execute(delete(LoggedModelTagRow).where(LoggedModelTagRow.model_id == model_id))
+            s.execute(delete(LoggedModelParamRow).where(LoggedModelParamRow.model_id == model_id))
+            s.delete(row)
 
     def log_params(self, model_id: str, params: Mapping[str, str]) -> None:
         """Record params of the model (a re-logged key keeps its latest value)."""

@@ -1,12 +1,12 @@
-"""Registry reads for listings: every model of a project, or one page of a model's
-versions, each in a fixed number of queries however many rows there are (not a query
-per model or per version for its tags and aliases)."""
+"""Registry reads for listings: every model of a project, one page of a model's versions,
+or the hits of an MLflow registry search, each in a fixed number of queries however many
+rows there are (not a query per model or per version for its tags and aliases)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from modelyard.core.models import ModelVersion, RegisteredModel
@@ -37,6 +37,17 @@ class VersionPage:
     run_names: dict[str, str]
 
 
+STAGES = ("None", "Staging", "Production", "Archived")
+
+
+@dataclass(frozen=True)
+class ModelHit:
+    """A registered model with the newest version of each stage (MLflow's latest_versions)."""
+
+    model: RegisteredModel
+    latest: tuple[ModelVersion, ...]
+
+
 def model_summaries(s: Session, project_id: str, project: str) -> list[RegisteredModel]:
     """The project's models by name, with tags, aliases and latest version (4 queries)."""
     rows = list(
@@ -46,6 +57,11 @@ def model_summaries(s: Session, project_id: str, project: str) -> list[Registere
             .order_by(RegisteredModelRow.name)
         )
     )
+    return models_of(s, rows, project)
+
+
+def models_of(s: Session, rows: list[RegisteredModelRow], project: str) -> list[RegisteredModel]:
+    """``rows`` as entities, in their order, with tags, aliases and latest version (3 queries)."""
     ids = [r.id for r in rows]
     tags: dict[int, dict[str, str]] = {i: {} for i in ids}
     aliases: dict[int, dict[str, int]] = {i: {} for i in ids}
@@ -144,7 +160,98 @@ def version_page(
             created_at_ms=r.created_at_ms,
             aliases=tuple(by_version.get(r.version, ())),
             tags=tags[r.id],
+            stage=r.current_stage,
+            updated_at_ms=r.updated_at_ms,
         )
         for r in rows
     )
     return VersionPage(versions, total, run_names)
+
+
+def versions_of(
+    s: Session, rows: list[ModelVersionRow], names: dict[int, str], project: str
+) -> list[ModelVersion]:
+    """Version ``rows`` (``names``: model id → model name) as entities without files,
+    in their order, with tags and aliases (2 queries)."""
+    if not rows:
+        return []
+    model_ids = sorted({r.model_id for r in rows})
+    aliases: dict[tuple[int, int], list[str]] = {}
+    for a in s.scalars(
+        select(ModelAliasRow)
+        .where(ModelAliasRow.model_id.in_(model_ids))
+        .order_by(ModelAliasRow.alias)
+    ):
+        aliases.setdefault((a.model_id, a.version), []).append(a.alias)
+    tags: dict[int, dict[str, str]] = {r.id: {} for r in rows}
+    for t in s.scalars(
+        select(ModelVersionTagRow).where(ModelVersionTagRow.version_id.in_(list(tags)))
+    ):
+        tags[t.version_id][t.key] = t.value
+    return [
+        ModelVersion(
+            model=names[r.model_id],
+            project=project,
+            version=r.version,
+            source_run_id=r.source_run_id,
+            source_uri=r.source_uri,
+            flavor=r.flavor,
+            signature_json=r.signature_json,
+            package_digest=r.package_digest,
+            status=r.status,
+            description=r.description,
+            user=r.user,
+            created_at_ms=r.created_at_ms,
+            aliases=tuple(aliases.get((r.model_id, r.version), ())),
+            tags=tags[r.id],
+            stage=r.current_stage,
+            updated_at_ms=r.updated_at_ms,
+        )
+        for r in rows
+    ]
+
+
+def latest_by_stage(
+    s: Session, models: list[RegisteredModelRow], project: str, stages: set[str] | None = None
+) -> dict[int, tuple[ModelVersion, ...]]:
+    """Model id → the newest version in each stage (of ``stages``, else every stage), in
+    the order None, Staging, Production, Archived (4 queries)."""
+    out: dict[int, tuple[ModelVersion, ...]] = {m.id: () for m in models}
+    if not models:
+        return out
+    wanted = set(STAGES) if stages is None else stages
+    newest = [
+        (int(model_id), int(version))
+        for model_id, stage, version in s.execute(
+            select(
+                ModelVersionRow.model_id,
+                ModelVersionRow.current_stage,
+                func.max(ModelVersionRow.version),
+            )
+            .where(ModelVersionRow.model_id.in_(list(out)))
+            .group_by(ModelVersionRow.model_id, ModelVersionRow.current_stage)
+        )
+        if stage in wanted
+    ]
+    if not newest:
+        return out
+    rows = list(
+        s.scalars(
+            select(ModelVersionRow).where(
+                or_(
+                    *(
+                        and_(ModelVersionRow.model_id == m, ModelVersionRow.version == v)
+                        for m, v in newest
+                    )
+                )
+            )
+        )
+    )
+    rank = {stage: i for i, stage in enumerate(STAGES)}
+    rows.sort(key=lambda r: (rank.get(r.current_stage, len(STAGES)), r.version))
+    names = {m.id: m.name for m in models}
+    grouped: dict[int, list[ModelVersion]] = {}
+    for version, row in zip(versions_of(s, rows, names, project), rows, strict=True):
+        grouped.setdefault(row.model_id, []).append(version)
+    out.update({model_id: tuple(found) for model_id, found in grouped.items()})
+    return out

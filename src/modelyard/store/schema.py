@@ -267,6 +267,9 @@ class ModelVersionRow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     user: Mapped[str] = mapped_column(String(128))
     created_at_ms: Mapped[int] = mapped_column(BigInteger)
+    # MLflow's stage (None, Staging, Production, Archived) and last change (None: never).
+    current_stage: Mapped[str] = mapped_column(String(20), default="None", server_default="None")
+    updated_at_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class ModelVersionTagRow(Base):
@@ -840,3 +843,51 @@ class PipelineScheduleFireRow(Base):
     run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- MLflow run inputs and outputs ------------------------------------------------------
+
+
+class MlflowDatasetRow(Base):
+    """A dataset an MLflow run read, once per experiment, name and digest.
+
+    A dataset that names a modelyard dataset version also gets a lineage ``input`` edge;
+    this row is what MLflow's ``Run.inputs`` and ``experiments/search-datasets`` return.
+    """
+
+    __tablename__ = "mlflow_datasets"
+    __table_args__ = (UniqueConstraint("experiment_id", "name", "digest"),)
+
+    id: Mapped[int] = mapped_column(_BIGINT_PK, primary_key=True, autoincrement=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(500))
+    digest: Mapped[str] = mapped_column(String(64))
+    source_type: Mapped[str] = mapped_column(String(64))
+    source: Mapped[str] = mapped_column(Text)
+    dataset_schema: Mapped[str] = mapped_column(Text)
+    profile: Mapped[str] = mapped_column(Text)
+
+
+class MlflowRunInputRow(Base):
+    """That a run read a dataset; ``tags_json`` holds the input's tags as ``[[k, v] …]``."""
+
+    __tablename__ = "mlflow_run_inputs"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(
+        ForeignKey("mlflow_datasets.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tags_json: Mapped[str] = mapped_column(Text)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class MlflowRunModelRow(Base):
+    """A logged model a run read (``direction`` ``input``) or wrote (``output``, at ``step``)."""
+
+    __tablename__ = "mlflow_run_models"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(8), primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger)
+    created_at_ms: Mapped[int] = mapped_column(BigInteger)

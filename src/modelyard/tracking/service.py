@@ -17,16 +17,21 @@ from modelyard.core.search import (
     parse_order_by,
 )
 from modelyard.core.tracking import (
+    DatasetInput,
     Experiment,
+    ExperimentDataset,
     LifecycleStage,
     LogBatch,
     Metric,
     Page,
     Run,
+    RunIO,
     RunStatus,
 )
 from modelyard.store import TrackingRepository
+from modelyard.tracking import _experiment_search as experiment_search
 from modelyard.tracking.validation import (
+    validate_dataset_input,
     validate_metric,
     validate_name,
     validate_param,
@@ -122,6 +127,34 @@ class TrackingService:
             limit=max_results + 1,
         )
         return _page(items, offset, max_results)
+
+    def search_experiments(
+        self,
+        caller: Principal,
+        project: str,
+        *,
+        filter_string: str | None = None,
+        order_by: list[str] | None = None,
+        view: str = "ACTIVE_ONLY",
+        max_results: int = 1000,
+        page_token: str | None = None,
+    ) -> Page[Experiment]:
+        """Experiments of ``project`` matching MLflow's experiment filter, in its order.
+
+        See ``tracking._experiment_search`` for the grammar; without ``order_by`` the
+        order is by id.
+
+        Raises:
+            InvalidInput: a malformed filter, order, page token or page size.
+        """
+        caller.require(project, Role.VIEWER)
+        _check_max_results(max_results)
+        offset = decode_page_token(page_token)
+        every = self._repo.list_experiments(
+            project, stages=stages_of(view), offset=0, limit=MAX_SEARCH_RESULTS * 2
+        )
+        found = experiment_search.search(every, filter_string, order_by)
+        return _page(found[offset : offset + max_results + 1], offset, max_results)
 
     def set_experiment_tag(
         self, caller: Principal, experiment_id: int, key: str, value: str
@@ -295,6 +328,69 @@ class TrackingService:
             limit=max_results + 1,
         )
         return _page(items, offset, max_results)
+
+    # --- tag removal and MLflow inputs/outputs -----------------------------------------
+
+    def delete_experiment_tag(self, caller: Principal, experiment_id: int, key: str) -> None:
+        """Remove one experiment tag.
+
+        Raises:
+            NotFound: no such experiment or tag. PermissionDenied: not an editor there.
+        """
+        self._require_experiment(caller, experiment_id, Role.EDITOR)
+        self._repo.delete_experiment_tag(experiment_id, key)
+
+    def delete_run_tag(self, caller: Principal, run_id: str, key: str) -> None:
+        """Remove one run tag.
+
+        Raises:
+            NotFound: no such run or tag. InvalidInput: the run is deleted.
+            PermissionDenied: not an editor of the run's project.
+        """
+        self._require_run(caller, run_id, Role.EDITOR)
+        self._repo.delete_run_tag(run_id, key)
+
+    def log_run_io(
+        self,
+        caller: Principal,
+        run_id: str,
+        *,
+        datasets: tuple[DatasetInput, ...] = (),
+        model_inputs: tuple[str, ...] = (),
+        model_outputs: tuple[tuple[str, int], ...] = (),
+    ) -> list[int]:
+        """Record datasets and logged models a run read or wrote (one transaction).
+
+        Datasets naming a modelyard dataset version of the run's project also become
+        lineage ``input`` edges (see ``TrackingRepository.log_run_io``).
+
+        Returns:
+            The ids of the dataset versions linked to the run.
+
+        Raises:
+            NotFound: no such run. InvalidInput: a deleted run or an oversized field.
+            PermissionDenied: not an editor of the run's project.
+        """
+        self._require_run(caller, run_id, Role.EDITOR)
+        for item in datasets:
+            validate_dataset_input(item)
+        return self._repo.log_run_io(
+            run_id, datasets=datasets, model_inputs=model_inputs, model_outputs=model_outputs
+        )
+
+    def run_io(self, runs: list[Run]) -> dict[str, RunIO]:
+        """What each of ``runs`` (already read by the caller) read and wrote."""
+        return self._repo.run_io([r.id for r in runs])
+
+    def experiment_datasets(
+        self, caller: Principal, experiment_ids: list[int]
+    ) -> list[ExperimentDataset]:
+        """The datasets the runs of these experiments read, with their contexts."""
+        if not experiment_ids:
+            raise InvalidInput("experiment_ids must name at least one experiment")
+        for experiment_id in set(experiment_ids):
+            self._require_experiment(caller, experiment_id, Role.VIEWER)
+        return self._repo.experiment_datasets(experiment_ids)
 
     # --- permission helpers -------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import math
 import re
 
 from modelyard.core.errors import InvalidInput
-from modelyard.core.tracking import Metric
+from modelyard.core.tracking import DatasetInput, Metric
 
 MAX_KEY_LENGTH = 250
 MAX_PARAM_VALUE_LENGTH = 6000
@@ -82,3 +82,47 @@ def parse_metric_value(raw: float | int | str) -> float:
         return float(text)
     except ValueError:
         raise InvalidInput(f"metric value {raw!r} is not a number") from None
+
+
+# MLflow's limits on a logged dataset (``mlflow/utils/validation.py``).
+MAX_DATASET_NAME_LENGTH = 500
+MAX_DATASET_DIGEST_LENGTH = 36
+MAX_DATASET_SOURCE_TYPE_LENGTH = 36
+MAX_DATASET_SOURCE_LENGTH = 65535
+MAX_DATASET_SCHEMA_LENGTH = 1048575
+MAX_DATASET_PROFILE_LENGTH = 16384
+MAX_INPUT_TAG_KEY_LENGTH = 255
+MAX_INPUT_TAG_VALUE_LENGTH = 500
+
+
+def validate_dataset_input(item: DatasetInput) -> DatasetInput:
+    """Check one MLflow dataset input against MLflow's limits.
+
+    Raises:
+        InvalidInput: an empty name or digest, or a field over its limit (named).
+    """
+    ds = item.dataset
+    if not ds.name or not ds.digest:
+        raise InvalidInput("a dataset input needs a non-empty dataset name and digest")
+    limits = (
+        ("dataset name", ds.name, MAX_DATASET_NAME_LENGTH),
+        ("dataset digest", ds.digest, MAX_DATASET_DIGEST_LENGTH),
+        ("dataset source_type", ds.source_type, MAX_DATASET_SOURCE_TYPE_LENGTH),
+        ("dataset source", ds.source, MAX_DATASET_SOURCE_LENGTH),
+        ("dataset schema", ds.schema, MAX_DATASET_SCHEMA_LENGTH),
+        ("dataset profile", ds.profile, MAX_DATASET_PROFILE_LENGTH),
+    )
+    for what, value, limit in limits:
+        if len(value) > limit:
+            raise InvalidInput(f"{what} is {len(value)} characters; the limit is {limit}")
+    for key, value in item.tags:
+        if not key or len(key) > MAX_INPUT_TAG_KEY_LENGTH:
+            raise InvalidInput(
+                f"input tag key {key[:40]!r} must be 1 to {MAX_INPUT_TAG_KEY_LENGTH} characters"
+            )
+        if len(value) > MAX_INPUT_TAG_VALUE_LENGTH:
+            raise InvalidInput(
+                f"input tag {key!r} value is {len(value)} characters; "
+                f"the limit is {MAX_INPUT_TAG_VALUE_LENGTH}"
+            )
+    return item

@@ -22,6 +22,7 @@ VIEWER_MAY = {
     "mlflow.experiment.search",
     "mlflow.run.search",
     "mlflow.logged_model.search",
+    "mlflow.experiment.search_datasets",
     "mlflow.registered_model.latest_versions",
 }
 

@@ -3,11 +3,12 @@
 Request bodies follow ``service.proto`` (``CreateLoggedModel``, ``SearchLoggedModels``
 …) and ``model_registry.proto`` (``CreateRegisteredModel``, ``CreateModelVersion`` …);
 responses are the ``LoggedModel``, ``RegisteredModel`` and ``ModelVersion`` messages as
-protobuf JSON (versions are strings, times epoch ms, stages the string ``"None"``).
+protobuf JSON (versions are strings, times epoch ms, stages MLflow's names).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field
@@ -143,6 +144,59 @@ class AliasRefBody(MlflowInput):
     alias: str = Field(min_length=1)
 
 
+class ModelRefBody(MlflowInput):
+    name: str = Field(min_length=1)
+
+
+class RenameModelBody(MlflowInput):
+    name: str = Field(min_length=1)
+    new_name: str = Field(min_length=1)
+
+
+class UpdateModelBody(MlflowInput):
+    name: str = Field(min_length=1)
+    description: str = ""
+
+
+class ModelTagBody(MlflowInput):
+    name: str = Field(min_length=1)
+    key: str = ""
+    value: str = ""
+
+
+class ModelTagRefBody(MlflowInput):
+    name: str = Field(min_length=1)
+    key: str = ""
+
+
+class VersionRefBody(MlflowInput):
+    name: str = Field(min_length=1)
+    version: VersionText = Field(min_length=1)
+
+
+class UpdateVersionBody(VersionRefBody):
+    description: str = ""
+
+
+class TransitionStageBody(VersionRefBody):
+    stage: str = Field(min_length=1)
+    archive_existing_versions: bool = False
+
+
+class VersionTagBody(VersionRefBody):
+    key: str = ""
+    value: str = ""
+
+
+class VersionTagRefBody(VersionRefBody):
+    key: str = ""
+
+
+class LatestVersionsBody(MlflowInput):
+    name: str = Field(min_length=1)
+    stages: list[str] = Field(default_factory=list)
+
+
 def logged_model_id_of(version: ModelVersion) -> str | None:
     """The MLflow 3 logged model a version was registered from, if any."""
     prefix = "models:/m-"
@@ -157,9 +211,9 @@ def model_version_json(version: ModelVersion) -> JsonObject:
         "name": version.model,
         "version": str(version.version),
         "creation_timestamp": version.created_at_ms,
-        "last_updated_timestamp": version.created_at_ms,
+        "last_updated_timestamp": version.updated_at_ms or version.created_at_ms,
         "user_id": version.user,
-        "current_stage": "None",
+        "current_stage": version.stage,
         "description": version.description,
         "source": version.source_uri,
         "run_id": version.source_run_id or "",
@@ -173,14 +227,14 @@ def model_version_json(version: ModelVersion) -> JsonObject:
     return out
 
 
-def registered_model_json(model: RegisteredModel, latest: ModelVersion | None) -> JsonObject:
-    """A ``RegisteredModel`` message; ``latest_versions`` holds the newest version."""
+def registered_model_json(model: RegisteredModel, latest: Sequence[ModelVersion]) -> JsonObject:
+    """A ``RegisteredModel`` message; ``latest`` is the newest version of each stage."""
     return {
         "name": model.name,
         "creation_timestamp": model.created_at_ms,
         "last_updated_timestamp": model.updated_at_ms,
         "description": model.description,
-        "latest_versions": [] if latest is None else [model_version_json(latest)],
+        "latest_versions": [model_version_json(v) for v in latest],
         "tags": _pairs(model.tags),
         "aliases": [
             {"alias": alias, "version": str(version)}

@@ -15,7 +15,16 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from modelyard.core.errors import InvalidInput
-from modelyard.core.tracking import Experiment, Metric, Run, RunStatus
+from modelyard.core.tracking import (
+    DatasetInput,
+    DatasetRecord,
+    Experiment,
+    ExperimentDataset,
+    Metric,
+    Run,
+    RunIO,
+    RunStatus,
+)
 from modelyard.tracking.validation import parse_metric_value
 
 JsonObject = dict[str, object]
@@ -174,11 +183,59 @@ class SearchRunsBody(MlflowInput):
     page_token: str | None = None
 
 
-class DatasetInputsBody(RunRef):
-    """``runs/log-inputs`` and ``runs/outputs``: accepted, not yet recorded."""
+class WireDataset(MlflowInput):
+    name: str = ""
+    digest: str = ""
+    source_type: str = ""
+    source: str = ""
+    schema_: str = Field(default="", alias="schema")
+    profile: str = ""
 
-    datasets: list[dict[str, object]] = Field(default_factory=list)
-    models: list[dict[str, object]] = Field(default_factory=list)
+
+class WireDatasetInput(MlflowInput):
+    tags: list[KeyValue] = Field(default_factory=list)
+    dataset: WireDataset
+
+    def entity(self) -> DatasetInput:
+        """The input as the tracking service records it."""
+        d = self.dataset
+        record = DatasetRecord(d.name, d.digest, d.source_type, d.source, d.schema_, d.profile)
+        return DatasetInput(record, tuple((t.key, t.value) for t in self.tags))
+
+
+class WireModelRef(MlflowInput):
+    model_id: str = Field(min_length=1)
+
+
+class WireModelOutput(WireModelRef):
+    step: Int64 = 0
+
+
+class LogInputsBody(RunRef):
+    """``runs/log-inputs``: datasets (and MLflow 3 logged models) a run read."""
+
+    datasets: list[WireDatasetInput] = Field(default_factory=list, max_length=1000)
+    models: list[WireModelRef] = Field(default_factory=list, max_length=1000)
+
+
+class LogOutputsBody(RunRef):
+    """``runs/outputs``: MLflow 3 logged models a run wrote."""
+
+    models: list[WireModelOutput] = Field(default_factory=list, max_length=1000)
+
+
+class DeleteTagBody(RunRef):
+    key: str = Field(min_length=1)
+
+
+class DeleteExperimentTagBody(ExperimentRef):
+    key: str = Field(min_length=1)
+
+
+class LogModelBody(RunRef):
+    """``runs/log-model`` (MLflow 1/2): an ``MLmodel`` description as JSON."""
+
+    model_json: str = Field(min_length=1)
 
 
 # --- responses ------------------------------------------------------------------------
@@ -246,8 +303,41 @@ def run_info_json(run: Run) -> JsonObject:
     return info
 
 
-def run_json(run: Run) -> JsonObject:
-    """A ``Run`` message: info, data (latest metric values, params, tags) and inputs."""
+def dataset_input_json(item: DatasetInput) -> JsonObject:
+    """A ``DatasetInput`` message."""
+    d = item.dataset
+    dataset: JsonObject = {"name": d.name, "digest": d.digest, "source_type": d.source_type}
+    dataset["source"] = d.source
+    if d.schema:
+        dataset["schema"] = d.schema
+    if d.profile:
+        dataset["profile"] = d.profile
+    return {"tags": [{"key": k, "value": v} for k, v in item.tags], "dataset": dataset}
+
+
+def dataset_summary_json(found: ExperimentDataset) -> JsonObject:
+    """A ``DatasetSummary`` message (``experiments/search-datasets``)."""
+    summary: JsonObject = {
+        "experiment_id": str(found.experiment_id),
+        "name": found.name,
+        "digest": found.digest,
+    }
+    if found.context:
+        summary["context"] = found.context
+    return summary
+
+
+def run_json(run: Run, io: RunIO | None = None) -> JsonObject:
+    """A ``Run`` message: info, data (latest metric values, params, tags), inputs, outputs."""
+    io = io or RunIO()
+    inputs: JsonObject = {}
+    if io.dataset_inputs:
+        inputs["dataset_inputs"] = [dataset_input_json(i) for i in io.dataset_inputs]
+    if io.model_inputs:
+        inputs["model_inputs"] = [{"model_id": m} for m in io.model_inputs]
+    outputs: JsonObject = {}
+    if io.model_outputs:
+        outputs["model_outputs"] = [{"model_id": m, "step": step} for m, step in io.model_outputs]
     return {
         "info": run_info_json(run),
         "data": {
@@ -255,6 +345,6 @@ def run_json(run: Run) -> JsonObject:
             "params": _pairs(run.params),
             "tags": _pairs(run.tags),
         },
-        "inputs": {},
-        "outputs": {},
+        "inputs": inputs,
+        "outputs": outputs,
     }

@@ -6,20 +6,19 @@ Experiments created here are ordinary modelyard experiments in the caller's proj
 
 from __future__ import annotations
 
-import re
-
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from modelyard.auth import AUTHENTICATED, EXPERIMENT_EDITOR, EXPERIMENT_VIEWER
 from modelyard.core.entities import Role
 from modelyard.core.errors import InvalidInput, NotFound
-from modelyard.core.tracking import Experiment, LifecycleStage
+from modelyard.core.tracking import LifecycleStage
 from modelyard.server._context import app_context
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
 from modelyard.server.routes._mlflow_http import MLFLOW_PREFIX, answer, home_project, json_body
 from modelyard.server.routes._mlflow_schemas import (
     CreateExperimentBody,
+    DeleteExperimentTagBody,
     ExperimentRef,
     SearchExperimentsBody,
     SetExperimentTagBody,
@@ -28,12 +27,6 @@ from modelyard.server.routes._mlflow_schemas import (
 )
 
 api = ApiRouter(MLFLOW_PREFIX, tags=["mlflow"])
-
-# The experiment filters supported so far: one condition on the name.
-_NAME_FILTER = re.compile(
-    r"""^\s*(?:attributes?\.)?name\s*(?P<op>=|LIKE)\s*(?P<q>['"])(?P<value>.*)(?P=q)\s*$""",
-    re.IGNORECASE,
-)
 
 
 def _experiment_id(raw: str) -> int:
@@ -97,32 +90,16 @@ def search_experiments(
 ) -> JSONResponse:
     """Answer ``{experiments, next_page_token?}``.
 
-    Supported filters: ``name = '...'`` and ``name LIKE '...'``; ``order_by`` is not
-    supported yet (results are in id order).
+    MLflow's experiment filter (``name``, ``creation_time``, ``last_update_time``,
+    ``tags.<key>``, joined by ``AND``) and ``order_by`` (``name``, ``experiment_id``,
+    ``creation_time``, ``last_update_time``); without ``order_by``, by id.
     """
-    if body.order_by:
-        raise InvalidInput("order_by is not supported by experiments/search yet")
-    caller = current_principal(request)
-    tracking = app_context(request).tracking
-    name_like = None
-    if body.filter.strip():
-        match = _NAME_FILTER.match(body.filter)
-        if match is None:
-            raise InvalidInput(
-                f"unsupported experiment filter {body.filter!r}: "
-                "use name = '...' or name LIKE '...'"
-            )
-        name_like = match["value"]
-        if match["op"] == "=":
-            found = tracking.find_experiment(caller, project, name_like)
-            items: list[Experiment] = [] if found is None else [found]
-            items = [e for e in items if _in_view(e, body.view_type)]
-            return answer({"experiments": [experiment_json(e) for e in items]})
-    page = tracking.list_experiments(
-        caller,
+    page = app_context(request).tracking.search_experiments(
+        current_principal(request),
         project,
+        filter_string=body.filter or None,
+        order_by=body.order_by or None,
         view=body.view_type,
-        name_like=name_like,
         max_results=body.max_results,
         page_token=body.page_token or None,
     )
@@ -130,11 +107,6 @@ def search_experiments(
     if page.next_page_token:
         content["next_page_token"] = page.next_page_token
     return answer(content)
-
-
-def _in_view(experiment: Experiment, view: str) -> bool:
-    deleted = experiment.lifecycle_stage is LifecycleStage.DELETED
-    return {"ACTIVE_ONLY": not deleted, "DELETED_ONLY": deleted}.get(view, True)
 
 
 def _set_stage(request: Request, experiment_id: int, stage: LifecycleStage) -> JSONResponse:
@@ -197,4 +169,20 @@ def set_experiment_tag(
     ctx.tracking.set_experiment_tag(
         current_principal(request), body.experiment_id, body.key, body.value
     )
+    return answer()
+
+
+@api.route(
+    "POST",
+    "/experiments/delete-experiment-tag",
+    permission=EXPERIMENT_EDITOR,
+    action="mlflow.experiment.delete_tag",
+)
+def delete_experiment_tag(
+    request: Request, body: DeleteExperimentTagBody = Depends(json_body(DeleteExperimentTagBody))
+) -> JSONResponse:
+    """Remove one experiment tag; RESOURCE_DOES_NOT_EXIST when there is no such tag."""
+    set_audit_target(request, f"experiment:{body.experiment_id} tag:{body.key}")
+    ctx = app_context(request)
+    ctx.tracking.delete_experiment_tag(current_principal(request), body.experiment_id, body.key)
     return answer()

@@ -165,6 +165,22 @@ def finalize_logged_model(
 
 
 @api.route(
+    "DELETE",
+    "/logged-models/{model_id}",
+    permission=LOGGED_MODEL_EDITOR,
+    action="mlflow.logged_model.delete",
+)
+def delete_logged_model(model_id: str, request: Request) -> JSONResponse:
+    """Remove the logged model and its files' index; a later get is RESOURCE_DOES_NOT_EXIST.
+
+    Versions registered from it keep their files.
+    """
+    set_audit_target(request, f"logged_model:{model_id}")
+    app_context(request).store.logged_models.delete(model_id)
+    return answer()
+
+
+@api.route(
     "PATCH",
     "/logged-models/{model_id}/tags",
     permission=LOGGED_MODEL_EDITOR,

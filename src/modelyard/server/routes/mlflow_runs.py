@@ -1,38 +1,66 @@
-"""MLflow's run routes (``/api/2.0/mlflow/runs/...``, ``metrics/get-history``).
+"""MLflow's run routes (``/api/2.0/mlflow/runs/...``, ``metrics/...``, ``artifacts/list``).
 
 Params, metrics and tags go through ``TrackingService.log_batch``, the one write primitive, so
-params stay immutable and keys are validated the same way as for the native SDK.
+params stay immutable and keys are validated the same way as for the native SDK. Dataset
+inputs and logged-model inputs/outputs go through ``TrackingService.log_run_io``; a dataset
+named after a modelyard dataset version (``<name>@v<N>``) becomes a lineage edge.
 """
 
 from __future__ import annotations
 
+import json
+
 from fastapi import Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from modelyard.auth import EXPERIMENT_EDITOR, EXPERIMENT_VIEWER, RUN_EDITOR, RUN_VIEWER
+from modelyard.auth import (
+    AUTHENTICATED,
+    EXPERIMENT_EDITOR,
+    EXPERIMENT_VIEWER,
+    RUN_EDITOR,
+    RUN_VIEWER,
+)
 from modelyard.core.errors import InvalidInput
-from modelyard.core.tracking import LifecycleStage, LogBatch, Metric
+from modelyard.core.tracking import (
+    LifecycleStage,
+    LogBatch,
+    Metric,
+    Run,
+    run_artifact_namespace,
+)
 from modelyard.server._context import app_context
 from modelyard.server._routing import ApiRouter, current_principal, set_audit_target
 from modelyard.server.routes._mlflow_http import MLFLOW_PREFIX, answer, json_body
 from modelyard.server.routes._mlflow_schemas import (
     MAX_BATCH_ITEMS,
     CreateRunBody,
-    DatasetInputsBody,
+    DeleteTagBody,
+    ExperimentsRef,
     LogBatchBody,
+    LogInputsBody,
     LogMetricBody,
+    LogModelBody,
+    LogOutputsBody,
     LogParamBody,
     RunRef,
     SearchRunsBody,
     SetTagBody,
     UpdateRunBody,
     WireMetric,
+    dataset_summary_json,
     metric_json,
+    run_artifact_uri,
     run_info_json,
     run_json,
 )
+from modelyard.server.routes.mlflow_artifacts import list_one_level
 
 api = ApiRouter(MLFLOW_PREFIX, tags=["mlflow"])
+# MLflow's server: mlflow/server/handlers.py and mlflow/utils/search_utils.py.
+MAX_RUNS_BULK_HISTORY = 100
+MAX_RESULTS_PER_RUN = 2500
+MAX_EXPERIMENTS_SEARCH_DATASETS = 20
+LOG_MODEL_HISTORY_TAG = "mlflow.log-model.history"
 
 
 def _run_id(run_id: str | None, run_uuid: str | None) -> str:
@@ -46,6 +74,10 @@ def _log(request: Request, run_id: str, batch: LogBatch) -> JSONResponse:
     set_audit_target(request, f"run:{run_id}")
     app_context(request).tracking.log_batch(current_principal(request), run_id, batch)
     return answer()
+
+
+def _run_json(request: Request, run: Run) -> dict[str, object]:
+    return run_json(run, app_context(request).tracking.run_io([run]).get(run.id))
 
 
 def _metric(wire: WireMetric, now_ms: int) -> Metric:
@@ -70,7 +102,7 @@ def create_run(
         start_time_ms=body.start_time,
     )
     set_audit_target(request, f"run:{run.id}")
-    return answer({"run": run_json(run)})
+    return answer({"run": _run_json(request, run)})
 
 
 @api.route("GET", "/runs/get", permission=RUN_VIEWER, action="mlflow.run.get")
@@ -80,7 +112,7 @@ def get_run(
     """Answer ``{run}`` with the latest value of each metric."""
     ctx = app_context(request)
     run = ctx.tracking.get_run(current_principal(request), _run_id(run_id, run_uuid))
-    return answer({"run": run_json(run)})
+    return answer({"run": _run_json(request, run)})
 
 
 @api.route("POST", "/runs/update", permission=RUN_EDITOR, action="mlflow.run.update")
@@ -157,7 +189,8 @@ def search_runs(
         max_results=body.max_results,
         page_token=body.page_token or None,
     )
-    content: dict[str, object] = {"runs": [run_json(r) for r in page.items]}
+    io = ctx.tracking.run_io(page.items)
+    content: dict[str, object] = {"runs": [run_json(r, io.get(r.id)) for r in page.items]}
     if page.next_page_token:
         content["next_page_token"] = page.next_page_token
     return answer(content)
@@ -205,25 +238,203 @@ def restore_run(request: Request, body: RunRef = Depends(json_body(RunRef))) -> 
     return _set_stage(request, body.id, LifecycleStage.ACTIVE)
 
 
-def _accept_unrecorded(request: Request, body: DatasetInputsBody) -> JSONResponse:
-    # Checks that the run exists and is writable; what was sent is not stored yet.
-    ctx = app_context(request)
-    ctx.tracking.log_batch(current_principal(request), body.id, LogBatch())
-    set_audit_target(request, f"run:{body.id}")
+@api.route("POST", "/runs/delete-tag", permission=RUN_EDITOR, action="mlflow.run.delete_tag")
+def delete_tag(
+    request: Request, body: DeleteTagBody = Depends(json_body(DeleteTagBody))
+) -> JSONResponse:
+    """Remove one run tag; RESOURCE_DOES_NOT_EXIST when the run has no such tag."""
+    set_audit_target(request, f"run:{body.id} tag:{body.key}")
+    app_context(request).tracking.delete_run_tag(current_principal(request), body.id, body.key)
     return answer()
 
 
 @api.route("POST", "/runs/log-inputs", permission=RUN_EDITOR, action="mlflow.run.log_inputs")
 def log_inputs(
-    request: Request, body: DatasetInputsBody = Depends(json_body(DatasetInputsBody))
+    request: Request, body: LogInputsBody = Depends(json_body(LogInputsBody))
 ) -> JSONResponse:
-    """Accept dataset inputs; they are not recorded yet (a known gap)."""
-    return _accept_unrecorded(request, body)
+    """Record the datasets (and logged models) a run read.
+
+    Each dataset is kept once per experiment, name and digest and comes back in
+    ``Run.inputs``; one named ``<dataset>@v<N>`` (or ``<dataset>`` with a digest that
+    prefixes a version's manifest digest) after a modelyard dataset of the run's project
+    also becomes a lineage ``input`` edge from that version to the run.
+    """
+    linked = app_context(request).tracking.log_run_io(
+        current_principal(request),
+        body.id,
+        datasets=tuple(d.entity() for d in body.datasets),
+        model_inputs=tuple(m.model_id for m in body.models),
+    )
+    suffix = "".join(f" dataset_version:{v}" for v in linked)
+    set_audit_target(request, f"run:{body.id}{suffix}")
+    return answer()
 
 
 @api.route("POST", "/runs/outputs", permission=RUN_EDITOR, action="mlflow.run.log_outputs")
 def log_outputs(
-    request: Request, body: DatasetInputsBody = Depends(json_body(DatasetInputsBody))
+    request: Request, body: LogOutputsBody = Depends(json_body(LogOutputsBody))
 ) -> JSONResponse:
-    """Accept MLflow 3 logged-model outputs; they are not recorded yet (a known gap)."""
-    return _accept_unrecorded(request, body)
+    """Record MLflow 3 logged models a run wrote (``Run.outputs.model_outputs``)."""
+    set_audit_target(request, f"run:{body.id}")
+    app_context(request).tracking.log_run_io(
+        current_principal(request),
+        body.id,
+        model_outputs=tuple((m.model_id, m.step) for m in body.models),
+    )
+    return answer()
+
+
+@api.route("POST", "/runs/log-model", permission=RUN_EDITOR, action="mlflow.run.log_model")
+def log_model(
+    request: Request, body: LogModelBody = Depends(json_body(LogModelBody))
+) -> JSONResponse:
+    """Record an MLflow 1/2 ``MLmodel`` description in the run's ``mlflow.log-model.history``.
+
+    As MLflow's server: ``model_json`` must be a JSON object with ``artifact_path``,
+    ``flavors`` and ``utc_time_created``; the history tag is a JSON list of them.
+    """
+    try:
+        model = json.loads(body.model_json)
+    except ValueError:
+        raise InvalidInput("model_json is not valid JSON") from None
+    if not isinstance(model, dict):
+        raise InvalidInput("model_json must be a JSON object")
+    for field in ("artifact_path", "flavors", "utc_time_created"):
+        if field not in model:
+            raise InvalidInput(f"model_json is missing the field {field!r}")
+    if not isinstance(model["flavors"], dict):
+        raise InvalidInput("model_json field 'flavors' must be an object")
+    ctx = app_context(request)
+    caller = current_principal(request)
+    run = ctx.tracking.get_run(caller, body.id)
+    try:
+        earlier = json.loads(run.tags.get(LOG_MODEL_HISTORY_TAG, "[]"))
+    except ValueError:
+        earlier = []  # a tag someone overwrote by hand: start the history again
+    history = [*earlier, model] if isinstance(earlier, list) else [model]
+    return _log(request, body.id, LogBatch(tags=((LOG_MODEL_HISTORY_TAG, json.dumps(history)),)))
+
+
+@api.route(
+    "GET",
+    "/metrics/get-history-bulk-interval",
+    permission=AUTHENTICATED,
+    action="mlflow.metric.history_bulk",
+)
+def get_metric_history_bulk_interval(
+    request: Request,
+    run_ids: list[str] = Query(min_length=1, max_length=MAX_RUNS_BULK_HISTORY),
+    metric_key: str = Query(min_length=1),
+    start_step: int | None = Query(None),
+    end_step: int | None = Query(None),
+    max_results: int = Query(MAX_RESULTS_PER_RUN, ge=1, le=MAX_RESULTS_PER_RUN),
+) -> JSONResponse:
+    """Answer ``{metrics: [MetricWithRunId]}``: each run's values at sampled steps.
+
+    As MLflow: per run, the steps in ``[start_step, end_step]`` (both or neither) are
+    thinned to at most ``max_results``, keeping the first and the last; every value at a
+    kept step is returned, by run (in the order asked), step and timestamp. Needs
+    ``viewer`` on every run's project.
+    """
+    if (start_step is None) != (end_step is None):
+        raise InvalidInput(
+            "If either start step or end step are specified, both must be specified."
+        )
+    if start_step is not None and end_step is not None and start_step > end_step:
+        raise InvalidInput(
+            "end_step must be greater than start_step. "
+            f"Found start_step={start_step} and end_step={end_step}."
+        )
+    tracking = app_context(request).tracking
+    caller = current_principal(request)
+    out: list[object] = []
+    for run_id in dict.fromkeys(run_ids):
+        history: list[Metric] = []
+        token: str | None = None
+        while True:
+            page = tracking.metric_history(caller, run_id, metric_key, page_token=token)
+            history.extend(page.items)
+            token = page.next_page_token
+            if token is None:
+                break
+        if start_step is not None and end_step is not None:
+            history = [m for m in history if start_step <= m.step <= end_step]
+        kept = _sampled_steps(sorted({m.step for m in history}), max_results)
+        for metric in history:
+            if metric.step in kept:
+                out.append({**metric_json(metric), "run_id": run_id})
+    return answer({"metrics": out})
+
+
+def _sampled_steps(steps: list[int], max_results: int) -> set[int]:
+    """At most ``max_results`` of the sorted ``steps``, evenly spread, first and last kept."""
+    if len(steps) <= max_results:
+        return set(steps)
+    if max_results == 1:
+        return {steps[0]}
+    stride = (len(steps) - 1) / (max_results - 1)
+    return {steps[round(i * stride)] for i in range(max_results)}
+
+
+@api.route("GET", "/artifacts/list", permission=RUN_VIEWER, action="mlflow.artifact.list_run")
+def list_run_artifacts(
+    request: Request,
+    run_id: str | None = Query(None),
+    run_uuid: str | None = Query(None),
+    path: str = Query(""),
+    page_token: str | None = Query(None),
+) -> JSONResponse:
+    """Answer ``{root_uri, files: [{path, is_dir, file_size?}]}`` for one folder of a run.
+
+    ``path`` is relative to the run's artifact root; the listed paths are too. All
+    entries come in one page (``page_token`` is accepted and ignored).
+    """
+    ctx = app_context(request)
+    run = ctx.tracking.get_run(current_principal(request), _run_id(run_id, run_uuid))
+    folder = path.strip("/")
+    if ".." in folder.split("/"):
+        raise InvalidInput(f"invalid artifact path {path!r}: '..' is not allowed")
+    entries = ctx.store.artifacts.list(run_artifact_namespace(run.id), folder)
+    files = list_one_level(entries, folder)
+    for item in files:
+        item["path"] = f"{folder}/{item['path']}" if folder else item["path"]
+    content: dict[str, object] = {"root_uri": run_artifact_uri(run.experiment_id, run.id)}
+    if files:
+        content["files"] = files
+    return answer(content)
+
+
+@api.route(
+    "POST",
+    "/experiments/search-datasets",
+    permission=EXPERIMENT_VIEWER,
+    action="mlflow.experiment.search_datasets",
+)
+def search_datasets(
+    request: Request, body: ExperimentsRef = Depends(json_body(ExperimentsRef))
+) -> JSONResponse:
+    """Answer ``{dataset_summaries: [{experiment_id, name, digest, context?}]}``.
+
+    Served at MLflow's correct path and at ``/api/2.0mlflow/experiments/search-datasets``,
+    the path MLflow 3.17.2's proto declares (a missing slash that its client inherits).
+    """
+    if len(body.experiment_ids) > MAX_EXPERIMENTS_SEARCH_DATASETS:
+        raise InvalidInput(
+            "SearchDatasets request cannot specify more than "
+            f"{MAX_EXPERIMENTS_SEARCH_DATASETS} experiment_ids. "
+            f"Received {len(body.experiment_ids)} experiment_ids."
+        )
+    found = app_context(request).tracking.experiment_datasets(
+        current_principal(request), body.experiment_ids
+    )
+    return answer({"dataset_summaries": [dataset_summary_json(d) for d in found]})
+
+
+# MLflow 3.17.2's proto declares SearchDatasets at "/api/2.0mlflow/..." (no slash).
+proto_path_api = ApiRouter("/api/2.0mlflow", tags=["mlflow"])
+proto_path_api.route(
+    "POST",
+    "/experiments/search-datasets",
+    permission=EXPERIMENT_VIEWER,
+    action="mlflow.experiment.search_datasets",
+)(search_datasets)

@@ -624,6 +624,13 @@ def test_scales_to_three_across_nodes_under_load_and_loses_a_node_without_failur
         assert len(nodes) >= 2, f"all replicas on one node: {nodes}"
         victim_id = next(n for n in nodes if n != cluster.node_ids[0])
         victims = {r.id for r in scaled.replicas if r.node == victim_id}
+        # The lost replicas must have been serving: a replica that has just become ready
+        # may not have been picked yet (CI once killed one that had answered nothing).
+        wait_for(
+            "every replica on the victim node to answer",
+            lambda: all(load.tally.replicas[r] > 0 for r in victims) or None,
+            60,
+        )
         before_kill = load.served()
         cluster.kill_node(cluster.node_ids.index(victim_id))
         healed = rolled_out(world, first, ready=3, avoid=victim_id)

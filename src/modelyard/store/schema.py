@@ -37,6 +37,8 @@ class ProjectRow(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Double)
+    # JSON of the project's rate limits (None: the server's defaults).
+    rate_limits: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class UserRow(Base):
@@ -106,6 +108,31 @@ class AuditRow(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     status_code: Mapped[int] = mapped_column(Integer)
     detail: Mapped[str] = mapped_column(Text, default="")
+    # The chain: record_hash = H(prev_hash, this record's fields); prev_hash is the
+    # record_hash of the record before (NULL only on rows older than migration 0015).
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    record_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuditChainRow(Base):
+    """The audit chain's head (one row, id 1); appenders lock it to keep the chain linear."""
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class LoginFailureRow(Base):
+    """Failed logins per key (``user:<name>`` or ``ip:<address>``), for lockout."""
+
+    __tablename__ = "login_failures"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[float] = mapped_column(Double)
+    locked_until: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class ArtifactEntryRow(Base):

@@ -56,6 +56,8 @@ class VersionOut(BaseModel):
     description: str
     user: str
     created_at_ms: int
+    updated_at_ms: int | None
+    stage: str
     aliases: list[str]
     tags: dict[str, str]
     files: list[ArtifactOut]

@@ -149,8 +149,17 @@ class ApiRouter:
     app's route table lists every route with its full path.
     """
 
-    def __init__(self, prefix: str = "", tags: list[str] | None = None, **defaults: Any) -> None:
+    def __init__(
+        self,
+        prefix: str = "",
+        tags: list[str] | None = None,
+        also_at: tuple[str, ...] = (),
+        **defaults: Any,
+    ) -> None:
+        """``also_at``: further prefixes every route answers at too (compatibility
+        aliases, left out of the OpenAPI document)."""
         self.prefix = prefix
+        self.also_at = also_at
         self.tags = list(tags or [])
         self.defaults = defaults  # add_api_route keyword arguments of every route here
         self._specs: list[_RouteSpec] = []
@@ -177,11 +186,17 @@ class ApiRouter:
         return decorate
 
     def install(self, app: FastAPI) -> None:
+        for prefix in (self.prefix, *self.also_at):
+            self._install_at(app, prefix, alias=prefix != self.prefix)
+
+    def _install_at(self, app: FastAPI, prefix: str, *, alias: bool) -> None:
         for spec in self._specs:
             kwargs = dict(spec.kwargs)
+            if alias:
+                kwargs["include_in_schema"] = False
             responses = {**ERROR_RESPONSES, **kwargs.pop("responses", {})}
             app.add_api_route(
-                self.prefix + spec.path,
+                prefix + spec.path,
                 spec.endpoint,
                 methods=[spec.method],
                 status_code=spec.status_code,

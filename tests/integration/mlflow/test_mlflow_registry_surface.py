@@ -248,7 +248,7 @@ def test_tags_and_descriptions_on_models_and_versions(source: tuple[str, str]) -
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # MLflow deprecates stages, still serves them
-def test_stages_and_latest_versions(source: tuple[str, str]) -> None:
+def test_stages_and_latest_versions(server: ServerProcess, source: tuple[str, str]) -> None:
     client = MlflowClient()
     _model(client, "staged", 3, source)
     moved = client.transition_model_version_stage("staged", "1", "production")
@@ -259,6 +259,9 @@ def test_stages_and_latest_versions(source: tuple[str, str]) -> None:
     )
     stages = {v.version: v.current_stage for v in client.search_model_versions("name='staged'")}
     assert stages == {"1": "Archived", "2": "Staging", "3": "Production"}
+    native = _native(server, "/api/v1/projects/default/models/staged/versions/3").json()
+    assert native["stage"] == "Production"
+    assert native["updated_at_ms"] >= native["created_at_ms"]
     latest = client.get_latest_versions("staged", ["Production"])
     assert [v.version for v in latest] == ["3"]
     every = client.get_latest_versions("staged")

@@ -27,6 +27,7 @@ REPO = HERE.parents[2]
 REFERENCE = HERE / "mlflow_endpoints_3.17.2.json"
 SHARED_REFERENCE = REPO.parent / "shared" / "reference" / REFERENCE.name
 DOC = REPO / "docs" / "mlflow.md"
+DOUBLED = "/api/2.0/mlflow-artifacts/mlflow-artifacts/"
 
 
 def _surface(api: Api) -> list[SurfaceRoute]:
@@ -74,6 +75,21 @@ def test_every_listed_route_answers_something_else_than_route_not_found(api: Api
         elif status == 404 and code != "RESOURCE_DOES_NOT_EXIST":
             problems.append(f"404 that is not RESOURCE_DOES_NOT_EXIST: {where}")
     assert problems == []
+
+
+def test_artifact_routes_also_answer_at_the_doubled_prefix_the_reference_spells(
+    api: Api,
+) -> None:
+    admin = api.as_admin()
+    doubled = [r for r in _surface(api) if r.listed_path.startswith(DOUBLED)]
+    assert len(doubled) == 8
+    for route in doubled:
+        single = api.client.request(route.method, route.example_path(), headers=admin)
+        literal = route.example_path().replace("/api/2.0/mlflow-artifacts/", DOUBLED, 1)
+        answered = api.client.request(route.method, literal, headers=admin)
+        assert answered.status_code == single.status_code
+        assert answered.json().get("error_code") == single.json().get("error_code")
+        assert answered.status_code != 404 or b"RESOURCE_DOES_NOT_EXIST" in answered.content
 
 
 def test_not_implemented_routes_authenticate_check_roles_and_are_audited(api: Api) -> None:

@@ -32,7 +32,13 @@ from modelyard.store.logged_model_repo import logged_model_namespace
 
 MLFLOW_MODEL_DIR = "mlflow_model"  # where an mlflow-flavor package keeps the model directory
 
-api = ApiRouter("/api/2.0/mlflow-artifacts", tags=["mlflow"])
+# The MLflow 3.17.2 reference lists this service under its prefix twice; MLflow's client
+# uses it once. Both answer.
+api = ApiRouter(
+    "/api/2.0/mlflow-artifacts",
+    tags=["mlflow"],
+    also_at=("/api/2.0/mlflow-artifacts/mlflow-artifacts",),
+)
 
 ARTIFACT_VIEWER = on_resource("artifact_path", Role.VIEWER)
 ARTIFACT_EDITOR = on_resource("artifact_path", Role.EDITOR)

@@ -185,6 +185,7 @@ NOT_IMPLEMENTED: tuple[tuple[str, str, str, bool], ...] = (
 )
 
 api = ApiRouter("/api", tags=["mlflow"])
+_ARTIFACTS = "/2.0/mlflow-artifacts"
 
 
 def _handler(names: tuple[str, ...], role: Role) -> Callable[..., JSONResponse]:
@@ -234,12 +235,18 @@ def _register() -> None:
         method, _ = key
         role = Role.VIEWER if method == "GET" else Role.EDITOR
         found = tuple(dict.fromkeys(names[key]))
-        api.route(
-            method,
-            first_path[key],
-            permission=AUTHENTICATED,
-            action=ACTION_PREFIX + found[0],
-        )(_handler(found, role))
+        paths = [first_path[key]]
+        if first_path[key].startswith(_ARTIFACTS):
+            # The reference spells the artifacts service's prefix twice; answer there too.
+            paths.append(_ARTIFACTS + first_path[key].removeprefix("/2.0"))
+        for path in paths:
+            api.route(
+                method,
+                path,
+                permission=AUTHENTICATED,
+                action=ACTION_PREFIX + found[0],
+                include_in_schema=path == paths[0],
+            )(_handler(found, role))
 
 
 _register()

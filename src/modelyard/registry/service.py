@@ -11,14 +11,13 @@ from modelyard.auth import Principal
 from modelyard.core.entities import ArtifactEntry, Role
 from modelyard.core.errors import IntegrityError, InvalidInput
 from modelyard.core.models import AliasChange, ModelVersion, RegisteredModel
+from modelyard.core.search import decode_page_token, encode_page_token
 from modelyard.core.tracking import run_artifact_namespace
 from modelyard.store import ArtifactIndexRepository, RegistryRepository, TrackingRepository
 from modelyard.store.registry_pages import STAGES, ModelHit, VersionPage
 from modelyard.store.registry_search import (
     DEFAULT_VERSION_ORDER,
     check_max_results,
-    decode_page_token,
-    encode_page_token,
     parse_filter,
     parse_order_by,
 )
@@ -289,7 +288,8 @@ class RegistryService:
     ) -> ModelVersion:
         """Register the model package a run logged under ``artifact_path``."""
         caller.require(project, Role.EDITOR)
-        caller.require(self._tracking.project_of_run(run_id), Role.VIEWER)
+        run_project = self._tracking.project_of_run(run_id)
+        caller.require(run_project, Role.VIEWER, subject=f"run {run_id!r}")
         validate_model_name(name)
         prefix = artifact_path.strip("/") + "/" if artifact_path.strip("/") else ""
         entries = self._artifacts.list(run_artifact_namespace(run_id), prefix)

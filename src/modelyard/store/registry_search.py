@@ -16,15 +16,13 @@ is not. As in MLflow, a model or version tagged ``mlflow.prompt.is_prompt = 'tru
 a prompt: it is left out unless the filter names that tag, and an untagged one compares
 as ``'false'``.
 
-Page tokens are MLflow's: base64 of ``{"offset": N}``. Errors raise ``InvalidInput``
-naming the offending token.
+The tokens, AND-joining, IN lists and page tokens (MLflow's: base64 of
+``{"offset": N}``) are :mod:`modelyard.core.search`'s, shared with the run and experiment
+searches. Errors raise ``InvalidInput`` naming the offending token.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +31,13 @@ from sqlalchemy import ColumnElement, exists, func, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from modelyard.core.errors import InvalidInput
+from modelyard.core.search import (
+    Token,
+    comparator_at,
+    parse_conjunction,
+    string_list_at,
+    unquote,
+)
 from modelyard.store.schema import (
     ModelVersionRow,
     ModelVersionTagRow,
@@ -46,7 +51,6 @@ MODEL_MAX_RESULTS = 1000
 MODEL_DEFAULT_MAX_RESULTS = 100
 VERSION_MAX_RESULTS = 200_000
 VERSION_DEFAULT_MAX_RESULTS = 10_000
-MAX_OFFSET = 2**62
 
 _STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 _TAG_OPS = ("=", "!=", "LIKE", "ILIKE")
@@ -67,20 +71,6 @@ _ORDER_KEYS: dict[Target, tuple[str, ...]] = {
 }
 DEFAULT_VERSION_ORDER = ("last_updated_timestamp DESC", "name ASC", "version_number DESC")
 
-_TOKEN_RE = re.compile(
-    r"""\s*(?:
-        (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
-      | (?P<number>[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?(?![\w.]))
-      | (?P<op><=|>=|!=|<>|=|<|>)
-      | (?P<lparen>\()
-      | (?P<rparen>\))
-      | (?P<comma>,)
-      | (?P<ident>(?:[A-Za-z_]\w*\.)?(?:`[^`]+`|"[^"]+"|[\w.:/-]+))
-    )""",
-    re.VERBOSE,
-)
-_KEYWORDS = ("AND", "OR", "LIKE", "ILIKE", "IN", "NOT")
-
 
 @dataclass(frozen=True)
 class Clause:
@@ -98,34 +88,10 @@ class Order:
     ascending: bool
 
 
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"`":
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
-    return text
-
-
-def _tokens(text: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while text[pos:].strip():
-        match = _TOKEN_RE.match(text, pos)
-        if match is None or match.end() == pos:
-            raise InvalidInput(f"invalid filter near {text[pos : pos + 20].strip()!r}")
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        if kind == "ident" and value.upper() in _KEYWORDS:
-            kind, value = "keyword", value.upper()
-        if kind == "op" and value == "<>":
-            value = "!="
-        out.append((kind, value))
-        pos = match.end()
-    return out
-
-
 def _identifier(target: Target, text: str) -> tuple[Literal["attribute", "tag"], str]:
     prefix, dot, rest = text.partition(".")
     if dot and not prefix.startswith(("`", '"')) and prefix.lower() in ("tag", "tags"):
-        key = _unquote(rest)
+        key = unquote(rest)
         if not key:
             raise InvalidInput(f"invalid identifier {text!r}: the tag key is empty")
         return "tag", key
@@ -135,7 +101,7 @@ def _identifier(target: Target, text: str) -> tuple[Literal["attribute", "tag"],
         raise InvalidInput(
             f"invalid entity type {prefix!r} in {text!r}: use tags.<key> or an attribute"
         )
-    key = _unquote(text)
+    key = unquote(text)
     if key not in _ATTRIBUTES[target]:
         valid = ", ".join(sorted(_ATTRIBUTES[target]))
         raise InvalidInput(f"invalid attribute key {key!r}: valid keys are {valid}")
@@ -156,42 +122,14 @@ def parse_filter(target: Target, text: str | None) -> list[Clause]:
         InvalidInput: a syntax error, ``OR``, an unknown attribute, a comparator the key
             does not support, or a value of the wrong type.
     """
-    if text is None or not text.strip():
-        return []
-    tokens = _tokens(text)
-    clauses: list[Clause] = []
-    i = 0
-    while i < len(tokens):
-        clause, i = _clause(target, tokens, i)
-        clauses.append(clause)
-        if i < len(tokens):
-            kind, value = tokens[i]
-            if (kind, value) == ("keyword", "OR"):
-                raise InvalidInput(f"invalid filter {text!r}: OR is not supported, use AND")
-            if (kind, value) != ("keyword", "AND"):
-                raise InvalidInput(f"invalid filter {text!r}: expected AND, found {value!r}")
-            i += 1
-            if i == len(tokens):
-                raise InvalidInput(f"invalid filter {text!r}: it ends with AND")
-    return clauses
+    return parse_conjunction(text, lambda tokens, i: _clause(target, tokens, i))
 
 
-def _clause(target: Target, tokens: list[tuple[str, str]], i: int) -> tuple[Clause, int]:
+def _clause(target: Target, tokens: list[Token], i: int) -> tuple[Clause, int]:
     if tokens[i][0] != "ident":
         raise InvalidInput(f"expected an attribute or tags.<key>, found {tokens[i][1]!r}")
     kind, key = _identifier(target, tokens[i][1])
-    i += 1
-    if i >= len(tokens):
-        raise InvalidInput(f"expected a comparator after {key!r}")
-    token_kind, token = tokens[i]
-    if (token_kind, token) == ("keyword", "NOT") and i + 1 < len(tokens):
-        if tokens[i + 1] != ("keyword", "IN"):
-            raise InvalidInput(f"invalid comparator 'NOT {tokens[i + 1][1]}' after {key!r}")
-        comparator, i = "NOT IN", i + 2
-    elif token_kind in ("op", "keyword") and token in _STRING_OPS + _NUMBER_OPS:
-        comparator, i = token, i + 1
-    else:
-        raise InvalidInput(f"invalid comparator {token!r} after {key!r}")
+    comparator, i = comparator_at(tokens, i + 1, key)
     allowed = _allowed_comparators(target, kind, key)
     if comparator not in allowed:
         raise InvalidInput(
@@ -199,21 +137,21 @@ def _clause(target: Target, tokens: list[tuple[str, str]], i: int) -> tuple[Clau
             + ", ".join(allowed)
         )
     if comparator in ("IN", "NOT IN"):
-        values, i = _list(tokens, i)
+        values, i = string_list_at(tokens, i)
         return Clause(kind, key, comparator, values), i
     if i >= len(tokens) or tokens[i][0] not in ("string", "number", "ident"):
         raise InvalidInput(f"expected a value after {key!r} {comparator}")
     value_kind, raw = tokens[i]
     value: str | int
     if kind == "attribute" and _ATTRIBUTES[target][key][0] == "number":
-        text = _unquote(raw) if value_kind == "string" else raw
+        text = unquote(raw) if value_kind == "string" else raw
         if not re.fullmatch(r"[-+]?\d+", text.strip()):
             raise InvalidInput(f"invalid value for numeric attribute {key!r}: {raw}")
         value = int(text)
     elif value_kind != "string":
         raise InvalidInput(f"expected a quoted string value for {key!r}, got {raw}")
     else:
-        value = _unquote(raw)
+        value = unquote(raw)
     return Clause(kind, key, comparator, value), i + 1
 
 
@@ -224,24 +162,6 @@ def _allowed_comparators(target: Target, kind: str, key: str) -> tuple[str, ...]
     if attr_kind == "number":
         return _NUMBER_OPS
     return _STRING_OPS if lists else _TAG_OPS
-
-
-def _list(tokens: list[tuple[str, str]], i: int) -> tuple[tuple[str, ...], int]:
-    if i >= len(tokens) or tokens[i][0] != "lparen":
-        raise InvalidInput("IN needs a parenthesised list of quoted strings, like ('a', 'b')")
-    i += 1
-    values: list[str] = []
-    while True:
-        if i >= len(tokens) or tokens[i][0] != "string":
-            raise InvalidInput("IN lists hold quoted strings, like ('a', 'b')")
-        values.append(_unquote(tokens[i][1]))
-        i += 1
-        if i < len(tokens) and tokens[i][0] == "comma":
-            i += 1
-            continue
-        if i < len(tokens) and tokens[i][0] == "rparen":
-            return tuple(values), i + 1
-        raise InvalidInput("unclosed IN list")
 
 
 def parse_order_by(target: Target, items: list[str] | None) -> list[Order]:
@@ -266,7 +186,7 @@ def parse_order_by(target: Target, items: list[str] | None) -> list[Order]:
         prefix, dot, rest = key.partition(".")
         if dot and prefix.lower() in ("attribute", "attr", "attributes"):
             key = rest
-        key = _unquote(key)
+        key = unquote(key)
         if key not in _ORDER_KEYS[target]:
             valid = ", ".join(_ORDER_KEYS[target])
             raise InvalidInput(f"invalid order_by key {key!r}: valid keys are {valid}")
@@ -278,31 +198,6 @@ def parse_order_by(target: Target, items: list[str] | None) -> list[Order]:
     if target == "version" and not any(o.key == "version_number" for o in out):
         out.append(Order("version_number", False))
     return out
-
-
-def encode_page_token(offset: int) -> str:
-    """MLflow's page token for ``offset``."""
-    return base64.b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_page_token(token: str | None) -> int:
-    """The offset in ``token`` (0 when there is none).
-
-    Raises:
-        InvalidInput: the token is not one this server (or MLflow) hands out.
-    """
-    if not token:
-        return 0
-    try:
-        data = json.loads(base64.b64decode(token.encode(), validate=True))
-        offset = data["offset"] if isinstance(data, dict) else None
-        if isinstance(offset, str):
-            offset = int(offset)
-    except (ValueError, binascii.Error, UnicodeDecodeError, KeyError):
-        raise InvalidInput(f"invalid page token {token!r}") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset <= MAX_OFFSET:
-        raise InvalidInput(f"invalid page token {token!r}")
-    return offset
 
 
 def check_max_results(target: Target, max_results: int) -> int:

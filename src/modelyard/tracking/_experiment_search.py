@@ -16,14 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelyard.core.errors import InvalidInput
+from modelyard.core.search import Token, comparator_at, parse_conjunction, unquote
 from modelyard.core.tracking import Experiment
 
-_CLAUSE = re.compile(
-    r"""^\s*(?P<key>(?:(?:attributes?|attr|tags?)\.)?(?:`[^`]+`|"[^"]+"|[\w.\-]+))\s*
-    (?P<op>!=|<=|>=|=|<|>|ILIKE\b|LIKE\b)\s*
-    (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[-+]?\d+)\s*$""",
-    re.IGNORECASE | re.VERBOSE,
-)
+_INTEGER = re.compile(r"[-+]?\d+")
 _STRING_OPS = {"=", "!=", "LIKE", "ILIKE"}
 _NUMBER_OPS = {"=", "!=", "<", "<=", ">", ">="}
 _ORDER_KEYS: dict[str, Callable[[Experiment], Any]] = {
@@ -69,83 +65,49 @@ def _compare_text(text: str, op: str, value: str) -> bool:
     return re.fullmatch(pattern, text, flags | re.DOTALL) is not None
 
 
-def _unquote(text: str) -> str:
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"`":
-        return re.sub(r"\\(.)", r"\1", text[1:-1])
-    return text
-
-
-def _split_and(text: str) -> list[str]:
-    """``text`` split on ``AND`` outside quotes."""
-    parts: list[str] = []
-    start, quote, i = 0, "", 0
-    while i < len(text):
-        c = text[i]
-        if quote:
-            if c == "\\":
-                i += 1
-            elif c == quote:
-                quote = ""
-        elif c in "'\"`":
-            quote = c
-        elif (
-            text[i : i + 3].upper() == "AND"
-            and (i == 0 or text[i - 1].isspace())
-            and (i + 3 == len(text) or text[i + 3].isspace())
-        ):
-            parts.append(text[start:i])
-            start = i + 3
-            i += 2
-        i += 1
-    if quote:
-        raise InvalidInput(f"invalid experiment filter {text!r}: unclosed quote")
-    parts.append(text[start:])
-    return parts
-
-
 def parse_experiment_filter(text: str | None) -> list[_Condition]:
     """The conditions of an ``experiments/search`` filter (``[]`` for none).
 
     Raises:
         InvalidInput: a condition outside the grammar, naming it.
     """
-    if not text or not text.strip():
-        return []
-    out: list[_Condition] = []
-    for part in _split_and(text):
-        match = _CLAUSE.match(part)
-        if match is None:
+    return parse_conjunction(text, _clause)
+
+
+def _clause(tokens: list[Token], i: int) -> tuple[_Condition, int]:
+    kind, raw_key = tokens[i]
+    if kind != "ident":
+        raise InvalidInput(
+            f"invalid experiment filter near {raw_key!r}: expected e.g. name LIKE 'a%', "
+            "creation_time > 1700000000000 or tags.team = 'x'"
+        )
+    prefix, dot, rest = raw_key.partition(".")
+    is_tag = bool(dot) and prefix.lower() in ("tag", "tags")
+    if dot and prefix.lower() in ("attribute", "attributes", "attr"):
+        raw_key = rest
+    key = unquote(rest if is_tag else raw_key)
+    op, i = comparator_at(tokens, i + 1, key)
+    if i >= len(tokens) or tokens[i][0] not in ("string", "number"):
+        raise InvalidInput(f"expected a value after {key!r} {op}")
+    value_kind, raw_value = tokens[i]
+    if is_tag or key == "name":
+        if op not in _STRING_OPS or value_kind != "string":
             raise InvalidInput(
-                f"invalid experiment filter condition {part.strip()!r}: expected e.g. "
-                "name LIKE 'a%', creation_time > 1700000000000 or tags.team = 'x'"
+                f"invalid condition on {key!r}: it compares with =, !=, LIKE or ILIKE to a "
+                "quoted string"
             )
-        raw_key, op, raw_value = match["key"], match["op"].upper(), match["value"]
-        prefix, dot, rest = raw_key.partition(".")
-        is_tag = bool(dot) and prefix.lower() in ("tag", "tags")
-        if dot and prefix.lower() in ("attribute", "attributes", "attr"):
-            raw_key = rest
-        key = _unquote(rest if is_tag else raw_key)
-        quoted = raw_value[0] in "'\""
-        if is_tag or key == "name":
-            if op not in _STRING_OPS or not quoted:
-                raise InvalidInput(
-                    f"invalid condition {part.strip()!r}: {key!r} compares with =, !=, "
-                    "LIKE or ILIKE to a quoted string"
-                )
-            out.append(_Condition(is_tag, key, op, _unquote(raw_value)))
-        elif key in ("creation_time", "last_update_time"):
-            if op not in _NUMBER_OPS or quoted:
-                raise InvalidInput(
-                    f"invalid condition {part.strip()!r}: {key!r} compares with =, !=, <, "
-                    "<=, > or >= to a number"
-                )
-            out.append(_Condition(False, key, op, int(raw_value)))
-        else:
+        return _Condition(is_tag, key, op, unquote(raw_value)), i + 1
+    if key in ("creation_time", "last_update_time"):
+        if op not in _NUMBER_OPS or value_kind != "number" or not _INTEGER.fullmatch(raw_value):
             raise InvalidInput(
-                f"invalid experiment filter attribute {key!r}: use name, creation_time, "
-                "last_update_time or tags.<key>"
+                f"invalid condition on {key!r}: it compares with =, !=, <, <=, > or >= to an "
+                "integer"
             )
-    return out
+        return _Condition(False, key, op, int(raw_value)), i + 1
+    raise InvalidInput(
+        f"invalid experiment filter attribute {key!r}: use name, creation_time, "
+        "last_update_time or tags.<key>"
+    )
 
 
 def sort_key_of(order_by: list[str] | None) -> list[tuple[Callable[[Experiment], Any], bool]]:

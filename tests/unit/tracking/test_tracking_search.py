@@ -16,6 +16,8 @@ from modelyard.core.search import (
     parse_filter,
     parse_order_by,
 )
+from modelyard.store.registry_search import parse_filter as parse_registry_filter
+from modelyard.tracking._experiment_search import parse_experiment_filter
 
 
 def test_a_full_filter() -> None:
@@ -92,3 +94,28 @@ def test_garbage_page_tokens_are_rejected_cleanly(token: str) -> None:
 def test_the_parser_never_crashes(text: str) -> None:
     with contextlib.suppress(InvalidInput):
         parse_filter(text)
+
+
+@given(st.text(max_size=80))
+def test_the_registry_and_experiment_parsers_never_crash(text: str) -> None:
+    with contextlib.suppress(InvalidInput):
+        parse_registry_filter("version", text)
+    with contextlib.suppress(InvalidInput):
+        parse_experiment_filter(text)
+
+
+def test_one_grammar_for_runs_registry_and_experiments() -> None:
+    # The same tokens, quoting, AND-joining and errors in all three searches.
+    assert parse_filter("tags.`a b` <> 'x'") == [Comparison(Entity.TAG, "a b", "!=", "x")]
+    assert parse_registry_filter("model", "tags.`a b` <> 'x'")[0].comparator == "!="
+    assert parse_experiment_filter("tags.`a b` <> 'x'")[0].op == "!="
+    for parse in (
+        parse_filter,
+        lambda t: parse_registry_filter("model", t),
+        parse_experiment_filter,
+    ):
+        with pytest.raises(InvalidInput, match="OR is not supported"):
+            parse(f"{'name' if parse is not parse_filter else 'run_name'} = 'a' OR name = 'b'")
+        with pytest.raises(InvalidInput, match="ends with AND"):
+            parse(f"{'name' if parse is not parse_filter else 'run_name'} = 'a' AND")
+    assert decode_page_token("eyJvZmZzZXQiOiAzfQ==") == 3  # MLflow's own token for offset 3

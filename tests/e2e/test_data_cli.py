@@ -78,9 +78,13 @@ def _blob_count(server: ServerProcess) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file() and not p.name.endswith(".partial"))
 
 
+@pytest.mark.parametrize("how", ["direct", "upload"])
 def test_sigkill_midway_leaves_no_version_and_rerun_reuses_blobs(
-    server: ServerProcess, tmp_path: Path
+    server: ServerProcess, tmp_path: Path, how: str
 ) -> None:
+    # direct: this client writes blobs into the server's local store itself;
+    # upload: every blob goes through the server (as from another machine).
+    flags = ["--upload"] if how == "upload" else []
     tree = tmp_path / "scans"
     tree.mkdir()
     count = 300
@@ -88,7 +92,7 @@ def test_sigkill_midway_leaves_no_version_and_rerun_reuses_blobs(
         (tree / f"img-{i:04d}.bin").write_bytes(os.urandom(256 * 1024))
     before = _blob_count(server)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "modelyard", "data", "add", str(tree), "--json"],
+        [sys.executable, "-m", "modelyard", "data", "add", str(tree), "--json", *flags],
         env=server.env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -110,7 +114,7 @@ def test_sigkill_midway_leaves_no_version_and_rerun_reuses_blobs(
     assert 5 <= stored < count
     assert "does not exist" in run_cli(server, "data", "versions", "scans").stderr
 
-    result = json.loads(_ok(run_cli(server, "data", "add", str(tree), "--json")))
+    result = json.loads(_ok(run_cli(server, "data", "add", str(tree), "--json", *flags)))
     assert (result["version"], result["created"]) == ("scans@v1", True)
     assert result["uploaded_files"] == count - stored
     assert result["cached_files"] + result["hashed_files"] == count

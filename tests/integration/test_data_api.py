@@ -238,7 +238,9 @@ def test_many_small_files_go_in_batches_verified_blob_by_blob(api: Api, tmp_path
     for i in range(40):
         (src / f"f{i}.txt").write_text(f"file {i}\n" * 100)
     with _client(api) as client:
-        result = add_dataset(client, "default", src, "many", cache_path=tmp_path / "h.sqlite")
+        result = add_dataset(
+            client, "default", src, "many", cache_path=tmp_path / "h.sqlite", direct=False
+        )
     assert result.uploaded_files == 40
     assert len(result.version.files) == 40
     assert all(api.ctx.blobs.exists(f.digest) for f in result.version.files)
@@ -284,13 +286,13 @@ def test_uploads_start_while_later_files_are_still_hashed(
     (src / "copy.bin").write_bytes(bytes([0]) * 4000)  # the same content as f00.bin
     with _client(api) as client:
         calls = _spy(monkeypatch, client, "missing_blobs")
-        result = add_dataset(client, "default", src, "piped")
+        result = add_dataset(client, "default", src, "piped", direct=False)
         asked = [len(digests) for _, digests in calls]  # type: ignore[arg-type]
         assert len(asked) > 1  # one question per group of about OFFER_BYTES
         assert sum(asked) == 20  # each content once
         assert (result.uploaded_files, result.version.file_count) == (20, 21)
         # Without a hash cache every file is read again; nothing is uploaded or created.
-        again = add_dataset(client, "default", src, "piped")
+        again = add_dataset(client, "default", src, "piped", direct=False)
         assert (again.created, again.uploaded_files, again.hashed_files) == (False, 0, 21)
 
 
@@ -307,7 +309,7 @@ def test_a_failed_upload_fails_the_add_and_commits_nothing(
 
         monkeypatch.setattr(client, "put_blob_batch", refuse)
         with pytest.raises(InvalidInput, match="the server said no"):
-            add_dataset(client, "default", src, "broken")
+            add_dataset(client, "default", src, "broken", direct=False)
     assert api.ctx.store.data.list_datasets("default") == []
 
 
@@ -324,7 +326,7 @@ def test_a_big_new_file_is_uploaded_in_the_same_pass_as_it_is_hashed(
     cache = tmp_path / "hashes.sqlite"
     with _client(api) as client:
         calls = _spy(monkeypatch, client, "put_blob_hashing")
-        result = add_dataset(client, "default", src, "big", cache_path=cache)
+        result = add_dataset(client, "default", src, "big", cache_path=cache, direct=False)
         sent = [source.name for _, source, _ in calls]  # type: ignore[attr-defined]
         assert sent == ["big.bin"]
         assert (result.uploaded_files, result.hashed_files) == (2, 2)
@@ -333,10 +335,10 @@ def test_a_big_new_file_is_uploaded_in_the_same_pass_as_it_is_hashed(
         assert entry.digest == want
         assert api.ctx.blobs.exists(want)
         # Unchanged: the cache vouches for it, nothing is read or sent again.
-        again = add_dataset(client, "default", src, "big", cache_path=cache)
+        again = add_dataset(client, "default", src, "big", cache_path=cache, direct=False)
         assert (again.created, again.uploaded_files, len(calls)) == (False, 0, 1)
         # Without a hash cache the file is hashed first and not sent (the server has it).
-        plain = add_dataset(client, "default", src, "big")
+        plain = add_dataset(client, "default", src, "big", direct=False)
         assert (plain.uploaded_files, len(calls)) == (0, 1)
 
 
@@ -356,7 +358,9 @@ def test_a_one_pass_upload_that_disagrees_with_the_local_hash_commits_nothing(
 
         monkeypatch.setattr(client, "put_blob_hashing", changed)
         with pytest.raises(InvalidInput, match="changed while it was being added"):
-            add_dataset(client, "default", src, "moving", cache_path=tmp_path / "h.sqlite")
+            add_dataset(
+                client, "default", src, "moving", cache_path=tmp_path / "h.sqlite", direct=False
+            )
     assert api.ctx.store.data.list_datasets("default") == []
 
 

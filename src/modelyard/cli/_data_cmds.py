@@ -59,10 +59,29 @@ def data_add(
     no_profile: Annotated[
         bool, typer.Option("--no-profile", help="Do not profile CSV/Parquet files.")
     ] = False,
+    link: Annotated[
+        bool,
+        typer.Option(
+            "--link",
+            help="Reflink or hard-link files into a local store instead of copying them "
+            "(hard-linked files become read-only).",
+        ),
+    ] = False,
+    upload: Annotated[
+        bool,
+        typer.Option(
+            "--upload",
+            help="Send every blob through the server even when its store is a local folder.",
+        ),
+    ] = False,
     project: ProjectOpt = None,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Add a file or directory as the next version of a dataset (unchanged → no version)."""
+    """Add a file or directory as the next version of a dataset (unchanged → no version).
+
+    When the server's artifact store is a local folder this process can write (the
+    default on one machine), blobs are written straight into it; else they are uploaded.
+    """
     from modelyard.data.add import add_dataset
     from modelyard.data.hashing import hash_cache_path
 
@@ -79,6 +98,8 @@ def data_add(
             cache_path=hash_cache_path(settings.home),
             with_profile=not no_profile,
             progress=lambda line: None if as_json else err_console.print(line, highlight=False),
+            direct=not upload,
+            link=link,
         )
     v = result.version
     if as_json:

@@ -26,6 +26,7 @@ from modelyard.core.datasets import (
     parse_ref,
 )
 from modelyard.core.entities import ArtifactEntry
+from modelyard.core.errors import NotFound
 
 DIGEST_HEADER = "x-modelyard-digest"
 MISSING_BATCH = 10_000
@@ -108,6 +109,18 @@ def _coalesced(pieces: Iterable[bytes]) -> Iterator[bytes]:
 
 class DataCalls:
     """Mixed into ModelyardClient: blobs, datasets, versions, diffs and lineage."""
+
+    def blob_location(self: _Requester, project: str) -> tuple[str, str] | None:
+        """``(folder, store id)`` when the server's blob store is a plain ``file://``
+        folder a client on its machine may write into, else ``None`` (an older server
+        without the route counts as ``None``)."""
+        try:
+            found = self.request("GET", f"{_project_url(project)}/blobs/location")
+        except NotFound:
+            return None
+        if found.get("kind") != "file" or not found.get("root") or not found.get("store_id"):
+            return None
+        return str(found["root"]), str(found["store_id"])
 
     def missing_blobs(self: _Requester, project: str, digests: Sequence[str]) -> list[str]:
         """Which of ``digests`` the server does not hold yet."""

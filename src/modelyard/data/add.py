@@ -19,12 +19,21 @@ and renamed into place only once complete.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelyard.artifacts import MAX_BATCH_BLOBS, plan_batches
+from modelyard.artifacts.placement import (
+    LinkMode,
+    commit_staged,
+    has_blob,
+    local_store,
+    place,
+    stage_copy,
+)
 from modelyard.core.datasets import (
     AddResult,
     DatasetVersion,
@@ -66,6 +75,8 @@ def add_dataset(
     run_id: str | None = None,
     with_profile: bool = True,
     progress: Progress = _quiet,
+    direct: bool = True,
+    link: bool = False,
 ) -> AddResult:
     """Add the file or directory ``source`` as the next version of dataset ``name``.
 
@@ -80,17 +91,33 @@ def add_dataset(
         run_id: Record the version as this run's output (a lineage ``output`` edge).
         with_profile: Profile CSV/Parquet files.
         progress: Called with one line per phase.
+        direct: When the server's blob store is a ``file://`` folder this process can
+            write (the server on this machine), place blobs there directly instead of
+            uploading them (:mod:`modelyard.artifacts.placement`).
+        link: With ``direct``, reflink or hard-link files into the store instead of
+            copying them where the file system allows (hard-linked files become
+            read-only).
 
     Raises:
         InvalidInput: a bad name, a missing/unreadable path, a symlink out of the tree.
     """
     validate_dataset_name(name)
     files = scan(source)
-    with _Uploader(client, project) as uploader:
+    root = _local_root(client, project) if direct else None
+    if root is not None:
+        progress(f"writing blobs straight into the store at {root}")
+    uploader: _Uploader | _Placer = (
+        _Placer(root, "link" if link else "copy")
+        if root is not None
+        else _Uploader(client, project)
+    )
+    with uploader:
         with HashCache(cache_path) if cache_path else contextlib.nullcontext() as cache:
             # One pass only with a hash cache: without one every add rereads every file,
-            # and sending the big ones each time would be a waste.
-            read = uploader.read_and_upload if cache is not None and not verify else None
+            # and sending the big ones each time would be a waste. Placing copies in
+            # the same pass always.
+            one_pass = root is not None or (cache is not None and not verify)
+            read = uploader.read_and_upload if one_pass else None
             report = hash_files(files, cache, verify=verify, on_hashed=uploader.offer, read=read)
         progress(f"hashed {report.hashed} file(s), {report.cached} unchanged (cache)")
         entries = [ArtifactEntry(f.logical, report.digests[f.logical], f.size) for f in files]
@@ -119,6 +146,11 @@ def add_dataset(
         project, name, entries, message=message, profile=profile, run_id=run_id
     )
     return uploader.result(version, created, report)
+
+
+def _local_root(client: ModelyardClient, project: str) -> Path | None:
+    found = client.blob_location(project)
+    return None if found is None else local_store(*found)
 
 
 def _latest(client: ModelyardClient, project: str, name: str) -> DatasetVersion | None:
@@ -219,6 +251,97 @@ class _Uploader:
         # On an error, uploads not yet started are dropped; running ones finish (each
         # blob is stored whole or not at all).
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Placer:
+    """Places blobs straight into a local ``file://`` store (the uploader's stand-in).
+
+    A file read for hashing is placed in the same hashing thread once its digest is
+    known (a big one is copied into ``tmp/`` while it is hashed, and renamed into place
+    after); a file the hash cache vouched for is placed on a worker thread when offered,
+    unless the store holds it already. Each blob appears whole (rename from ``tmp/``)
+    or not at all, and the server checks every blob's size at commit.
+    """
+
+    def __init__(self, root: Path, mode: LinkMode) -> None:
+        self._root = root
+        self._mode: LinkMode = mode
+        self._lock = threading.Lock()
+        self._offered: set[str] = set()
+        self._placed: set[str] = set()
+        self._copier = ThreadPoolExecutor(max_workers=UPLOAD_WORKERS)
+        self._jobs: list[Future[object]] = []
+        self.uploaded = 0
+        self.uploaded_bytes = 0
+
+    @property
+    def offered(self) -> int:
+        return len(self._offered)
+
+    def read_and_upload(self, f: LocalFile) -> str:
+        """Hash ``f`` and place it (in a hashing thread).
+
+        Raises:
+            InvalidInput: the file changed while it was read.
+        """
+        if f.size >= ONE_PASS_BYTES and self._mode == "copy":
+            staging = self._copier.submit(stage_copy, self._root, f.path, f.size)
+            try:
+                digest = hash_checked(f)
+                staged = staging.result()
+            except BaseException:
+                if staging.exception() is None:
+                    staging.result().unlink(missing_ok=True)
+                raise
+            try:
+                check_unchanged(f)
+            except BaseException:
+                staged.unlink(missing_ok=True)
+                raise
+            self._count(digest, f.size, commit_staged(self._root, staged, digest, f.size))
+            return digest
+        digest = hash_checked(f)
+        self._place(f, digest)
+        return digest
+
+    def _place(self, f: LocalFile, digest: str) -> None:
+        placed = place(self._root, f.path, digest, f.size, self._mode)
+        check_unchanged(f)
+        self._count(digest, f.size, placed.new)
+
+    def _count(self, digest: str, size: int, new: bool) -> None:
+        with self._lock:
+            self._placed.add(digest)
+            if new:
+                self.uploaded += 1
+                self.uploaded_bytes += size
+
+    def offer(self, f: LocalFile, digest: str) -> None:
+        if digest in self._offered:
+            return
+        self._offered.add(digest)
+        if digest not in self._placed and not has_blob(self._root, digest, f.size):
+            self._jobs.append(self._copier.submit(self._place, f, digest))
+
+    def flush(self) -> None:
+        for job in self._jobs:
+            if job.done() and (exc := job.exception()) is not None:
+                raise exc
+
+    def finish(self) -> None:
+        for job in self._jobs:
+            job.result()
+
+    def result(self, version: DatasetVersion, created: bool, report: HashReport) -> AddResult:
+        return AddResult(
+            version, created, self.uploaded, self.uploaded_bytes, report.hashed, report.cached
+        )
+
+    def __enter__(self) -> _Placer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._copier.shutdown(wait=True, cancel_futures=True)
 
 
 def get_dataset(

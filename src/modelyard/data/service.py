@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelyard.artifacts import BlobStore, validate_digest
+from modelyard.artifacts import BlobStore, FileBlobStore, validate_digest
+from modelyard.artifacts.placement import store_id
 from modelyard.auth import Principal
 from modelyard.core.datasets import (
     Dataset,
@@ -73,6 +74,15 @@ class DataService:
             raise InvalidInput(f"digests: at most {MAX_DIGESTS_PER_CALL} per call")
         unique = dict.fromkeys(validate_digest(d) for d in digests)
         return [d for d in unique if not self._blobs.exists(d)]
+
+    def blob_location(self, caller: Principal, project: str) -> tuple[str, str] | None:
+        """``(folder, store id)`` of a plain ``file://`` blob store, which a client on this
+        machine may write into directly (see :mod:`modelyard.artifacts.placement`);
+        ``None`` for any other store (S3, encrypted), which takes uploads only."""
+        caller.require(project, Role.EDITOR)
+        if not isinstance(self._blobs, FileBlobStore):
+            return None
+        return str(self._blobs.root), store_id(self._blobs.root)
 
     def commit_version(
         self,

@@ -20,6 +20,17 @@ class MissingBlobsOut(BaseModel):
     missing: list[str]
 
 
+class BlobLocationOut(BaseModel):
+    """Where a client on the server's machine may place blobs itself.
+
+    ``kind`` is ``file`` (``root`` is the store's folder, ``store_id`` the id in its
+    ``store-id`` file) or ``server`` (blobs go through the upload routes)."""
+
+    kind: str
+    root: str | None = None
+    store_id: str | None = None
+
+
 class BlobOut(BaseModel):
     digest: str
     size: int

@@ -27,6 +27,7 @@ from modelyard.core.errors import IntegrityError, InvalidInput
 from modelyard.server._context import app_context
 from modelyard.server._data_schemas import (
     BlobBatchOut,
+    BlobLocationOut,
     BlobOut,
     DatasetOut,
     DatasetVersionOut,
@@ -51,6 +52,18 @@ def _ref(name: str, version: str) -> str:
     validate_dataset_name(name)
     number = parse_version(version)
     return name if number is None else f"{name}@v{number}"
+
+
+@api.route("GET", "/blobs/location", permission=PROJECT_EDITOR, action="blob.location")
+def blob_location(
+    project: str, request: Request, caller: Principal = Depends(current_principal)
+) -> BlobLocationOut:
+    """Where a client on this machine may write blobs itself (a plain ``file://`` store),
+    or ``{"kind": "server"}``: then blobs go through the upload routes."""
+    found = app_context(request).data.blob_location(caller, project)
+    if found is None:
+        return BlobLocationOut(kind="server")
+    return BlobLocationOut(kind="file", root=found[0], store_id=found[1])
 
 
 @api.route("POST", "/blobs/missing", permission=PROJECT_EDITOR, action="blob.missing")

@@ -288,8 +288,7 @@ class RegistryService:
     ) -> ModelVersion:
         """Register the model package a run logged under ``artifact_path``."""
         caller.require(project, Role.EDITOR)
-        run_project = self._tracking.project_of_run(run_id)
-        caller.require(run_project, Role.VIEWER, subject=f"run {run_id!r}")
+        caller.require(self._tracking.project_of_run(run_id), Role.VIEWER)
         validate_model_name(name)
         prefix = artifact_path.strip("/") + "/" if artifact_path.strip("/") else ""
         entries = self._artifacts.list(run_artifact_namespace(run_id), prefix)
